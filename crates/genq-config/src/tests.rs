@@ -1,0 +1,118 @@
+use super::*;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml("genq.toml", text, &BTreeMap::new())
+}
+
+fn load_env(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let vars = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_toml("genq.toml", text, &vars)
+}
+
+#[test]
+fn empty_config_is_the_zero_config_demo() {
+    let c = load("").unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.database(), Database::Sqlite("genq.db".into()));
+    assert_eq!(c.worker.concurrency, 25);
+    assert_eq!(c.worker.lease, Duration::from_secs(30));
+    assert_eq!(c.providers.len(), 1);
+    let kinds: Vec<_> = c.kinds.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(kinds, DEMO_KINDS);
+}
+
+#[test]
+fn the_spec_example_parses_up_to_unsupported_provider_types() {
+    let text = r#"
+mode = "production"
+listen = "0.0.0.0:9000"
+[auth]
+admin_tokens = ["env:GENQ_ADMIN_TOKEN"]
+[worker]
+concurrency = 10
+lease = "20s"
+heartbeat = "5s"
+[messages]
+temporary = "Try later"
+[[providers]]
+name = "demo"
+type = "demo"
+latency = "50ms"
+[[kinds]]
+name = "card.generate"
+provider = "demo"
+cost = 1
+timeout = "120s"
+max_retries = 3
+retry_delays = ["1s", "5s"]
+[[kinds]]
+name = "report.weekly"
+external = true
+"#;
+    let c = load_env(text, &[("GENQ_ADMIN_TOKEN", "0123456789abcdef0123")]).unwrap();
+    assert_eq!(c.mode, Mode::Production);
+    assert_eq!(c.auth.admin_tokens, vec!["0123456789abcdef0123"]);
+    assert_eq!(c.messages().get(ErrorClass::Temporary), "Try later");
+    let policy = c.kind("card.generate").unwrap().retry_policy();
+    assert_eq!(policy.max_retries, 3);
+    assert_eq!(
+        policy.delays,
+        vec![Duration::from_secs(1), Duration::from_secs(5)]
+    );
+    assert!(c.kind("report.weekly").unwrap().external);
+}
+
+#[test]
+fn environment_overrides_win() {
+    let c = load_env(
+        "[worker]\nconcurrency = 4\n",
+        &[
+            ("GENQ_WORKER_CONCURRENCY", "7"),
+            ("GENQ_DATABASE", "sqlite:///tmp/x.db"),
+            ("GENQ_USERS_DEFAULT_PLAN", "basic"),
+            ("GENQ_ADMIN_TOKEN", "not an override"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.worker.concurrency, 7);
+    assert_eq!(c.database(), Database::Sqlite("/tmp/x.db".into()));
+    assert_eq!(c.users.default_plan, "basic");
+}
+
+#[test]
+fn errors_name_the_key() {
+    let cases: &[(&str, &str)] = &[
+        ("[worker]\nconcurrency = 0\n", "worker.concurrency"),
+        ("[worker]\nconcurrency = \"many\"\n", "worker.concurrency"),
+        ("[worker]\nlease = \"3 parsecs\"\n", "worker.lease"),
+        ("[worker]\nheartbeat = \"20s\"\n", "worker.heartbeat"),
+        ("[worker]\nconcurency = 3\n", "worker.concurency"),
+        ("database = \"mysql://x\"\n", "database"),
+        (
+            "[[providers]]\nname = \"demo\"\ntype = \"demo\"\n[[kinds]]\nname = \"a\"\nprovider = \"nope\"\n",
+            "kinds[0].provider",
+        ),
+        (
+            "[[providers]]\nname = \"demo\"\ntype = \"demo\"\n[[kinds]]\nname = \"a\"\nprovider = \"demo\"\nretry_delays = [\"1s\", \"soon\"]\n",
+            "kinds[0].retry_delays[1]",
+        ),
+        (
+            "[auth]\nadmin_tokens = [\"env:MISSING_TOKEN_VAR\"]\n",
+            "auth.admin_tokens[0]",
+        ),
+        (
+            "[auth]\nadmin_tokens = [\"short\"]\n",
+            "auth.admin_tokens[0]",
+        ),
+        ("mode = \"staging\"\n", "mode"),
+        ("this is not toml", "line 1"),
+    ];
+    for (text, key) in cases {
+        let e = load(text).expect_err(text);
+        assert_eq!(&e.key, key, "{text}: {e}");
+        assert!(e.to_string().starts_with("genq.toml: "), "{e}");
+    }
+}

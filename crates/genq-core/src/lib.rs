@@ -1,0 +1,18 @@
+//! genq's domain model, free of I/O: what a job is, which states it moves through, who may move
+//! it, and what happens after a failed attempt. Storage backends, the engine and the HTTP API all
+//! decide transitions here and only *apply* them elsewhere.
+
+pub mod clock;
+pub mod error_class;
+pub mod ids;
+pub mod job;
+pub mod machine;
+pub mod retry;
+pub mod state;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error_class::{ErrorClass, Messages};
+pub use job::{Batch, Job, JobError};
+pub use machine::{AttemptCounters, Failure, Next};
+pub use retry::RetryPolicy;
+pub use state::JobState;
