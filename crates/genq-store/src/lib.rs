@@ -1,1 +1,220 @@
+//! genq's storage. [`Store`] is the one interface the engine and the API use; each backend
+//! implements it in its own module with its SQL in `.sql` files beside it, and every backend
+//! passes the same [`conformance`] suite.
+//!
+//! Stores *apply* transitions; they do not decide them. What follows a failed attempt is decided
+//! by [`genq_core::machine`]; a store applies it fenced by state and lease token, so a worker that
+//! lost its lease can never overwrite the job.
 
+pub mod sqlite;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use genq_core::{Batch, Job, JobError, JobState};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// The request does not fit the job's current state (cancel a finished job, retry a
+    /// succeeded one).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database is not reachable or refused the operation.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A broken invariant: a bug, never the caller's fault.
+    #[error("internal store error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Jobs to enqueue in one transaction: one job, or a batch (all or nothing).
+#[derive(Debug, Clone)]
+pub struct NewJobs {
+    pub kind: String,
+    pub user_id: String,
+    /// One payload per job, in order (a batch's `copies` are already expanded).
+    pub payloads: Vec<Value>,
+    pub priority: i32,
+    /// Not claimable before this time; `None` is "now".
+    pub run_at: Option<DateTime<Utc>>,
+    pub max_retries: u32,
+    /// Cost per job.
+    pub cost: i64,
+    /// With `(user_id, idempotency_key)` already seen, nothing is written and the original
+    /// jobs come back.
+    pub idempotency_key: Option<String>,
+    /// Whether to record the jobs as a batch with progress counts.
+    pub as_batch: bool,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    pub batch: Option<Batch>,
+    pub jobs: Vec<Job>,
+    /// True when an idempotency key matched earlier jobs and nothing new was written.
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// Labels the leases, so a restarted process can take its old ones back.
+    pub node_id: String,
+    pub worker_id: String,
+    /// Claim only these kinds.
+    pub kinds: Vec<String>,
+    pub max: u32,
+    pub lease_until: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+/// A running attempt's identity: the fence for every write about it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LeaseRef {
+    pub job_id: String,
+    pub token: String,
+}
+
+/// A transition out of `running`, applied only if the lease still holds.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub lease: LeaseRef,
+    pub outcome: Outcome,
+    /// Apply only if the lease expired before this time (the rescuer's fence: a heartbeat that
+    /// renewed the lease in the meantime wins).
+    pub only_if_expired_before: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Succeeded {
+        result: Value,
+    },
+    Retry {
+        run_at: DateTime<Utc>,
+        error: Option<JobError>,
+        uses_retry: bool,
+        rate_limit_wait: bool,
+    },
+    Failed {
+        error: JobError,
+    },
+    Canceled {
+        error: JobError,
+    },
+}
+
+impl Outcome {
+    pub fn state(&self) -> JobState {
+        match self {
+            Outcome::Succeeded { .. } => JobState::Succeeded,
+            Outcome::Retry { .. } => JobState::Retrying,
+            Outcome::Failed { .. } => JobState::Failed,
+            Outcome::Canceled { .. } => JobState::Canceled,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub user_id: Option<String>,
+    pub state: Option<JobState>,
+    pub kind: Option<String>,
+    pub batch_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub jobs: Vec<Job>,
+    /// The id to pass as `before` for the next page, if there may be one.
+    pub next_before: Option<String>,
+}
+
+/// The result of moving due delayed and retrying jobs into the claimable set.
+#[derive(Debug, Clone, Default)]
+pub struct Staged {
+    pub staged: u32,
+    /// When the next not-yet-due job becomes due.
+    pub next_due: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    pub by_state: BTreeMap<JobState, u64>,
+    pub by_kind: BTreeMap<String, BTreeMap<JobState, u64>>,
+    pub finished_last_minute: u64,
+    pub finished_last_hour: u64,
+    /// How long the oldest claimable job has been due.
+    pub oldest_claimable_age_ms: Option<i64>,
+}
+
+/// The storage interface: verbs named for what they do to jobs.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Apply migrations; safe to call from several processes at once.
+    async fn migrate(&self) -> Result<()>;
+
+    /// Answer whether the database is reachable (`/readyz`).
+    async fn ping(&self) -> Result<()>;
+
+    /// Insert jobs (and their batch) in one transaction, or replay an idempotent request.
+    async fn enqueue(&self, jobs: NewJobs) -> Result<Enqueued>;
+
+    /// Claim up to `max` claimable jobs of the given kinds, fairly (SPEC §4): highest priority
+    /// first, then round-robin across users, FIFO within a user. Each comes back `running` with
+    /// a fresh lease. No job is ever held by two claims at once.
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Job>>;
+
+    /// Renew leases; returns the ones renewed. A lease not renewed is lost (canceled, rescued or
+    /// finished): its worker must stop.
+    async fn heartbeat(
+        &self,
+        leases: &[LeaseRef],
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LeaseRef>>;
+
+    /// Apply transitions out of `running`; each result says whether its fence held.
+    async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>>;
+
+    /// Running jobs whose lease expired before `now`, or (with `node_id`) every running job
+    /// leased by that node.
+    async fn running_jobs(
+        &self,
+        expired_before: Option<DateTime<Utc>>,
+        node_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Job>>;
+
+    /// Make due delayed and retrying jobs claimable.
+    async fn stage_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Staged>;
+
+    /// Cancel a job that is not finished. `Conflict` if it is.
+    async fn cancel(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job>;
+
+    /// Re-queue a `failed` or `canceled` job with a fresh retry budget. `Conflict` otherwise.
+    async fn retry(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job>;
+
+    async fn job(&self, job_id: &str) -> Result<Job>;
+
+    /// Jobs newest first, strictly older than `before` (an id) when given.
+    async fn jobs(&self, filter: &JobFilter, before: Option<&str>, limit: u32) -> Result<Page>;
+
+    async fn batch(&self, batch_id: &str) -> Result<Batch>;
+
+    /// The ids of a batch's jobs, in submission order.
+    async fn batch_job_ids(&self, batch_id: &str) -> Result<Vec<String>>;
+
+    async fn stats(&self, now: DateTime<Utc>) -> Result<Stats>;
+}

@@ -1,0 +1,713 @@
+//! The conformance suite: every backend must pass every test here, unchanged.
+//!
+//! A backend's test crate invokes [`conformance_tests!`] with an async expression that makes a
+//! fresh, empty store; the macro expands to one `#[tokio::test]` per test below.
+
+use crate::{ClaimRequest, Finish, JobFilter, LeaseRef, NewJobs, Outcome, Store, StoreError};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use genq_core::{ErrorClass, Job, JobError, JobState};
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Expands to one test per conformance check, each with a fresh store from `$make`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            enqueue_and_read_back, idempotent_single_job, idempotent_batch, batch_progress,
+            claim_is_fifo_within_a_user, claim_never_hands_out_a_job_twice, claim_filters_kinds,
+            priority_comes_first, users_take_turns, late_user_is_served_within_a_round,
+            delayed_jobs_wait_until_staged, finish_is_fenced_by_lease, retry_waits_and_counts,
+            due_retry_is_claimable_at_once, heartbeat_renews_and_reports_lost_leases,
+            cancel_from_every_state, admin_retry_requeues_with_a_fresh_budget,
+            rescuer_fence_loses_to_a_heartbeat, running_jobs_by_node,
+            pages_never_repeat_or_skip_while_jobs_arrive, list_filters, stats_count_states,
+            concurrent_claimers_never_share_a_job);
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store: $crate::conformance::DynStore = $make;
+                $crate::conformance::$name(store).await;
+            }
+        )*
+    };
+}
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+}
+
+fn new_jobs(user: &str, n: usize) -> NewJobs {
+    NewJobs {
+        kind: "card.generate".into(),
+        user_id: user.into(),
+        payloads: (0..n).map(|i| json!({"n": i, "user": user})).collect(),
+        priority: 0,
+        run_at: None,
+        max_retries: 5,
+        cost: 1,
+        idempotency_key: None,
+        as_batch: n > 1,
+        now: t0(),
+    }
+}
+
+fn claim_req(max: u32, now: DateTime<Utc>) -> ClaimRequest {
+    ClaimRequest {
+        node_id: "node-a".into(),
+        worker_id: "w1".into(),
+        kinds: vec!["card.generate".into(), "image.generate".into()],
+        max,
+        lease_until: now + Duration::seconds(30),
+        now,
+    }
+}
+
+async fn claim(store: &DynStore, max: u32) -> Vec<Job> {
+    store.claim(claim_req(max, t0())).await.unwrap()
+}
+
+fn lease(job: &Job) -> LeaseRef {
+    LeaseRef {
+        job_id: job.id.clone(),
+        token: job
+            .lease
+            .as_ref()
+            .expect("a running job has a lease")
+            .token
+            .clone(),
+    }
+}
+
+fn finish(job: &Job, outcome: Outcome, now: DateTime<Utc>) -> Finish {
+    Finish {
+        lease: lease(job),
+        outcome,
+        only_if_expired_before: None,
+        now,
+    }
+}
+
+fn success() -> Outcome {
+    Outcome::Succeeded {
+        result: json!({"ok": true}),
+    }
+}
+
+fn error(class: ErrorClass) -> JobError {
+    JobError {
+        class,
+        detail: format!("{class} detail"),
+    }
+}
+
+pub async fn enqueue_and_read_back(store: DynStore) {
+    let mut req = new_jobs("u1", 1);
+    req.as_batch = false;
+    req.priority = 3;
+    let out = store.enqueue(req).await.unwrap();
+    assert!(!out.replayed);
+    assert!(out.batch.is_none());
+    let job = &out.jobs[0];
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!((job.attempt, job.priority, job.cost), (0, 3, 1));
+    assert_eq!(job.payload, json!({"n": 0, "user": "u1"}));
+    assert_eq!(job.created_at, t0());
+    assert!(job.started_at.is_none() && job.finished_at.is_none() && job.lease.is_none());
+    assert_eq!(&store.job(&job.id).await.unwrap(), job);
+    assert!(matches!(store.job("nope").await, Err(StoreError::NotFound)));
+}
+
+pub async fn idempotent_single_job(store: DynStore) {
+    let mut req = new_jobs("u1", 1);
+    req.as_batch = false;
+    req.idempotency_key = Some("order-17".into());
+    let first = store.enqueue(req.clone()).await.unwrap();
+    let again = store.enqueue(req.clone()).await.unwrap();
+    assert!(again.replayed && !first.replayed);
+    assert_eq!(first.jobs[0].id, again.jobs[0].id);
+    // The key is per user.
+    req.user_id = "u2".into();
+    let other = store.enqueue(req).await.unwrap();
+    assert!(!other.replayed);
+    assert_ne!(other.jobs[0].id, first.jobs[0].id);
+    assert_eq!(claim(&store, 10).await.len(), 2);
+}
+
+pub async fn idempotent_batch(store: DynStore) {
+    let mut req = new_jobs("u1", 3);
+    req.idempotency_key = Some("batch-1".into());
+    let first = store.enqueue(req.clone()).await.unwrap();
+    let again = store.enqueue(req).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(
+        first.batch.as_ref().unwrap().id,
+        again.batch.as_ref().unwrap().id
+    );
+    let ids = |e: &crate::Enqueued| e.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&first), ids(&again));
+    assert_eq!(claim(&store, 10).await.len(), 3);
+}
+
+pub async fn batch_progress(store: DynStore) {
+    let out = store.enqueue(new_jobs("u1", 4)).await.unwrap();
+    let batch_id = out.batch.unwrap().id;
+    assert_eq!(
+        store.batch_job_ids(&batch_id).await.unwrap(),
+        out.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>()
+    );
+    let claimed = claim(&store, 2).await;
+    let now = t0() + Duration::seconds(1);
+    store
+        .finish(vec![finish(&claimed[0], success(), now)])
+        .await
+        .unwrap();
+    store.cancel(&out.jobs[3].id, now).await.unwrap();
+    let b = store.batch(&batch_id).await.unwrap();
+    assert_eq!(
+        (b.total, b.queued, b.running, b.succeeded, b.canceled),
+        (4, 1, 1, 1, 1)
+    );
+    assert!(b.finished_at.is_none());
+    let rest = claim(&store, 5).await;
+    let later = now + Duration::seconds(5);
+    store
+        .finish(
+            [&claimed[1], &rest[0]]
+                .iter()
+                .map(|j| {
+                    finish(
+                        j,
+                        Outcome::Failed {
+                            error: error(ErrorClass::UserError),
+                        },
+                        later,
+                    )
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let b = store.batch(&batch_id).await.unwrap();
+    assert_eq!((b.succeeded, b.failed, b.canceled), (1, 2, 1));
+    assert_eq!(b.finished_at, Some(later));
+    assert!(matches!(
+        store.batch("nope").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn claim_is_fifo_within_a_user(store: DynStore) {
+    let out = store.enqueue(new_jobs("u1", 5)).await.unwrap();
+    let mut claimed = Vec::new();
+    for _ in 0..5 {
+        claimed.extend(claim(&store, 1).await);
+    }
+    let order = |jobs: &[Job]| jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>();
+    assert_eq!(order(&claimed), order(&out.jobs));
+    for job in &claimed {
+        assert_eq!(job.state, JobState::Running);
+        assert_eq!(job.attempt, 1);
+        assert_eq!(job.started_at, Some(t0()));
+        let l = job.lease.as_ref().unwrap();
+        assert_eq!((l.node_id.as_str(), l.worker_id.as_str()), ("node-a", "w1"));
+        assert_eq!(l.expires_at, t0() + Duration::seconds(30));
+    }
+}
+
+pub async fn claim_never_hands_out_a_job_twice(store: DynStore) {
+    store.enqueue(new_jobs("u1", 10)).await.unwrap();
+    let first = claim(&store, 6).await;
+    let second = claim(&store, 6).await;
+    assert_eq!((first.len(), second.len()), (6, 4));
+    let ids: HashSet<_> = first.iter().chain(&second).map(|j| j.id.clone()).collect();
+    assert_eq!(ids.len(), 10);
+    assert!(claim(&store, 6).await.is_empty());
+}
+
+pub async fn claim_filters_kinds(store: DynStore) {
+    let mut video = new_jobs("u1", 2);
+    video.kind = "video.generate".into();
+    store.enqueue(video).await.unwrap();
+    assert!(claim(&store, 10).await.is_empty());
+    let mut req = claim_req(10, t0());
+    req.kinds = vec!["video.generate".into()];
+    assert_eq!(store.claim(req).await.unwrap().len(), 2);
+}
+
+pub async fn priority_comes_first(store: DynStore) {
+    store.enqueue(new_jobs("u1", 3)).await.unwrap();
+    let mut urgent = new_jobs("u2", 1);
+    urgent.priority = 10;
+    urgent.as_batch = false;
+    let urgent = store.enqueue(urgent).await.unwrap().jobs[0].id.clone();
+    assert_eq!(claim(&store, 1).await[0].id, urgent);
+}
+
+pub async fn users_take_turns(store: DynStore) {
+    for user in ["a", "b", "c"] {
+        store.enqueue(new_jobs(user, 4)).await.unwrap();
+    }
+    let mut users = Vec::new();
+    for _ in 0..12 {
+        users.push(claim(&store, 1).await[0].user_id.clone());
+    }
+    // Each round serves each user once, whatever order they submitted in.
+    for round in users.chunks(3) {
+        let set: HashSet<_> = round.iter().collect();
+        assert_eq!(set.len(), 3, "{users:?}");
+    }
+}
+
+pub async fn late_user_is_served_within_a_round(store: DynStore) {
+    store.enqueue(new_jobs("a", 300)).await.unwrap();
+    for _ in 0..7 {
+        claim(&store, 1).await;
+    }
+    let mut late = new_jobs("b", 1);
+    late.as_batch = false;
+    let b_job = store.enqueue(late).await.unwrap().jobs[0].id.clone();
+    let next: Vec<String> = {
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            ids.extend(claim(&store, 1).await.into_iter().map(|j| j.id));
+        }
+        ids
+    };
+    assert!(next.contains(&b_job), "B waited behind A's backlog");
+    // And with a batch claim of the worker's concurrency, B is in the very next claim.
+    let mut late = new_jobs("c", 1);
+    late.as_batch = false;
+    let c_job = store.enqueue(late).await.unwrap().jobs[0].id.clone();
+    let batch = claim(&store, 25).await;
+    assert!(batch.iter().any(|j| j.id == c_job));
+}
+
+pub async fn delayed_jobs_wait_until_staged(store: DynStore) {
+    let mut req = new_jobs("u1", 1);
+    req.as_batch = false;
+    req.run_at = Some(t0() + Duration::seconds(60));
+    let id = store.enqueue(req).await.unwrap().jobs[0].id.clone();
+    assert!(claim(&store, 10).await.is_empty());
+    let early = store
+        .stage_due(t0() + Duration::seconds(59), 100)
+        .await
+        .unwrap();
+    assert_eq!(early.staged, 0);
+    assert_eq!(early.next_due, Some(t0() + Duration::seconds(60)));
+    let due = store
+        .stage_due(t0() + Duration::seconds(60), 100)
+        .await
+        .unwrap();
+    assert_eq!((due.staged, due.next_due), (1, None));
+    let claimed = store
+        .claim(claim_req(10, t0() + Duration::seconds(61)))
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].id, id);
+}
+
+pub async fn finish_is_fenced_by_lease(store: DynStore) {
+    store.enqueue(new_jobs("u1", 2)).await.unwrap();
+    let jobs = claim(&store, 2).await;
+    let now = t0() + Duration::seconds(2);
+    let mut forged = finish(&jobs[1], success(), now);
+    forged.lease.token = "not-the-token".into();
+    let applied = store
+        .finish(vec![finish(&jobs[0], success(), now), forged])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true, false]);
+    // A second completion of the same attempt does nothing.
+    let again = store
+        .finish(vec![finish(&jobs[0], success(), now)])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![false]);
+    let done = store.job(&jobs[0].id).await.unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.result, Some(json!({"ok": true})));
+    assert_eq!(done.finished_at, Some(now));
+    assert!(done.lease.is_none());
+    assert_eq!(
+        store.job(&jobs[1].id).await.unwrap().state,
+        JobState::Running
+    );
+}
+
+pub async fn retry_waits_and_counts(store: DynStore) {
+    store.enqueue(new_jobs("u1", 1)).await.unwrap();
+    let job = claim(&store, 1).await.remove(0);
+    let now = t0() + Duration::seconds(1);
+    let run_at = now + Duration::seconds(5);
+    let retry = Outcome::Retry {
+        run_at,
+        error: Some(error(ErrorClass::Temporary)),
+        uses_retry: true,
+        rate_limit_wait: false,
+    };
+    assert_eq!(
+        store.finish(vec![finish(&job, retry, now)]).await.unwrap(),
+        vec![true]
+    );
+    let waiting = store.job(&job.id).await.unwrap();
+    assert_eq!(waiting.state, JobState::Retrying);
+    assert_eq!((waiting.retries_used, waiting.rate_limit_waits), (1, 0));
+    assert_eq!(waiting.run_at, run_at);
+    assert_eq!(waiting.error, Some(error(ErrorClass::Temporary)));
+    assert!(store.claim(claim_req(5, now)).await.unwrap().is_empty());
+    assert_eq!(store.stage_due(run_at, 10).await.unwrap().staged, 1);
+    let again = store.claim(claim_req(5, run_at)).await.unwrap();
+    assert_eq!(again[0].attempt, 2);
+    let wait = Outcome::Retry {
+        run_at: run_at + Duration::seconds(30),
+        error: Some(error(ErrorClass::RateLimited)),
+        uses_retry: false,
+        rate_limit_wait: true,
+    };
+    store
+        .finish(vec![finish(&again[0], wait, run_at)])
+        .await
+        .unwrap();
+    let waiting = store.job(&job.id).await.unwrap();
+    assert_eq!((waiting.retries_used, waiting.rate_limit_waits), (1, 1));
+}
+
+pub async fn due_retry_is_claimable_at_once(store: DynStore) {
+    store.enqueue(new_jobs("u1", 1)).await.unwrap();
+    let job = claim(&store, 1).await.remove(0);
+    let release = Outcome::Retry {
+        run_at: t0(),
+        error: None,
+        uses_retry: false,
+        rate_limit_wait: false,
+    };
+    store
+        .finish(vec![finish(&job, release, t0())])
+        .await
+        .unwrap();
+    let again = claim(&store, 1).await;
+    assert_eq!(again[0].id, job.id);
+    assert_eq!((again[0].attempt, again[0].retries_used), (2, 0));
+    assert_ne!(
+        lease(&again[0]),
+        lease(&job),
+        "a new attempt has a new lease token"
+    );
+}
+
+pub async fn heartbeat_renews_and_reports_lost_leases(store: DynStore) {
+    store.enqueue(new_jobs("u1", 2)).await.unwrap();
+    let jobs = claim(&store, 2).await;
+    let later = t0() + Duration::seconds(20);
+    store.cancel(&jobs[1].id, later).await.unwrap();
+    let leases = vec![lease(&jobs[0]), lease(&jobs[1])];
+    let renewed = store
+        .heartbeat(&leases, later + Duration::seconds(30), later)
+        .await
+        .unwrap();
+    assert_eq!(renewed, vec![lease(&jobs[0])]);
+    let job = store.job(&jobs[0].id).await.unwrap();
+    assert_eq!(job.lease.unwrap().expires_at, later + Duration::seconds(30));
+}
+
+pub async fn cancel_from_every_state(store: DynStore) {
+    let jobs = store.enqueue(new_jobs("u1", 4)).await.unwrap().jobs;
+    let now = t0() + Duration::seconds(1);
+    // queued
+    let canceled = store.cancel(&jobs[0].id, now).await.unwrap();
+    assert_eq!(canceled.state, JobState::Canceled);
+    assert_eq!(canceled.error.unwrap().class, ErrorClass::Canceled);
+    assert_eq!(canceled.finished_at, Some(now));
+    // running: the lease goes, so the worker's completion is fenced out.
+    let running = claim(&store, 2).await;
+    let canceled = store.cancel(&running[0].id, now).await.unwrap();
+    assert!(canceled.lease.is_none());
+    assert_eq!(
+        store
+            .finish(vec![finish(&running[0], success(), now)])
+            .await
+            .unwrap(),
+        vec![false]
+    );
+    // retrying
+    let retry = Outcome::Retry {
+        run_at: now + Duration::seconds(100),
+        error: Some(error(ErrorClass::Timeout)),
+        uses_retry: true,
+        rate_limit_wait: false,
+    };
+    store
+        .finish(vec![finish(&running[1], retry, now)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cancel(&running[1].id, now).await.unwrap().state,
+        JobState::Canceled
+    );
+    // terminal: conflict; missing: not found.
+    assert!(matches!(
+        store.cancel(&jobs[0].id, now).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.cancel("missing", now).await,
+        Err(StoreError::NotFound)
+    ));
+    // A canceled job never becomes claimable again by itself.
+    assert_eq!(
+        store
+            .stage_due(now + Duration::days(1), 10)
+            .await
+            .unwrap()
+            .staged,
+        0
+    );
+    let left = claim(&store, 10).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, jobs[3].id);
+}
+
+pub async fn admin_retry_requeues_with_a_fresh_budget(store: DynStore) {
+    store.enqueue(new_jobs("u1", 2)).await.unwrap();
+    let jobs = claim(&store, 2).await;
+    let now = t0() + Duration::seconds(3);
+    store
+        .finish(vec![
+            finish(
+                &jobs[0],
+                Outcome::Failed {
+                    error: error(ErrorClass::Temporary),
+                },
+                now,
+            ),
+            finish(&jobs[1], success(), now),
+        ])
+        .await
+        .unwrap();
+    let requeued = store.retry(&jobs[0].id, now).await.unwrap();
+    assert_eq!(requeued.state, JobState::Queued);
+    assert_eq!((requeued.retries_used, requeued.rate_limit_waits), (0, 0));
+    assert!(requeued.error.is_none() && requeued.finished_at.is_none());
+    assert!(matches!(
+        store.retry(&jobs[1].id, now).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.retry("missing", now).await,
+        Err(StoreError::NotFound)
+    ));
+    let again = claim(&store, 5).await;
+    assert_eq!(again[0].id, jobs[0].id);
+    assert_eq!(again[0].attempt, 2);
+}
+
+pub async fn rescuer_fence_loses_to_a_heartbeat(store: DynStore) {
+    store.enqueue(new_jobs("u1", 2)).await.unwrap();
+    let jobs = claim(&store, 2).await;
+    let after_expiry = t0() + Duration::seconds(31);
+    let expired = store
+        .running_jobs(Some(after_expiry), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), 2);
+    // One worker renews just before the rescuer acts on what it read.
+    store
+        .heartbeat(
+            &[lease(&jobs[0])],
+            after_expiry + Duration::seconds(30),
+            after_expiry,
+        )
+        .await
+        .unwrap();
+    let rescue = |job: &Job| Finish {
+        lease: lease(job),
+        outcome: Outcome::Retry {
+            run_at: after_expiry,
+            error: Some(error(ErrorClass::LeaseExpired)),
+            uses_retry: true,
+            rate_limit_wait: false,
+        },
+        only_if_expired_before: Some(after_expiry),
+        now: after_expiry,
+    };
+    let applied = store
+        .finish(expired.iter().map(rescue).collect())
+        .await
+        .unwrap();
+    let by_id: Vec<(String, bool)> = expired.iter().map(|j| j.id.clone()).zip(applied).collect();
+    for (id, applied) in by_id {
+        assert_eq!(
+            applied,
+            id != jobs[0].id,
+            "only the silent lease is rescued"
+        );
+    }
+    assert_eq!(
+        store.job(&jobs[1].id).await.unwrap().state,
+        JobState::Retrying
+    );
+    assert!(
+        store
+            .running_jobs(Some(after_expiry), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn running_jobs_by_node(store: DynStore) {
+    store.enqueue(new_jobs("u1", 3)).await.unwrap();
+    claim(&store, 2).await;
+    let mut other = claim_req(1, t0());
+    other.node_id = "node-b".into();
+    store.claim(other).await.unwrap();
+    let mine = store.running_jobs(None, Some("node-a"), 10).await.unwrap();
+    assert_eq!(mine.len(), 2);
+    assert!(
+        mine.iter()
+            .all(|j| j.lease.as_ref().unwrap().node_id == "node-a")
+    );
+}
+
+pub async fn pages_never_repeat_or_skip_while_jobs_arrive(store: DynStore) {
+    let mut single = new_jobs("u1", 1);
+    single.as_batch = false;
+    let mut all = Vec::new();
+    for _ in 0..25 {
+        all.push(
+            store.enqueue(single.clone()).await.unwrap().jobs[0]
+                .id
+                .clone(),
+        );
+    }
+    let mut seen = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page = store
+            .jobs(&JobFilter::default(), before.as_deref(), 7)
+            .await
+            .unwrap();
+        seen.extend(page.jobs.iter().map(|j| j.id.clone()));
+        // New jobs keep arriving between pages.
+        store.enqueue(single.clone()).await.unwrap();
+        match page.next_before {
+            Some(b) => before = Some(b),
+            None => break,
+        }
+    }
+    all.reverse();
+    assert_eq!(seen, all, "newest first, each exactly once");
+}
+
+pub async fn list_filters(store: DynStore) {
+    store.enqueue(new_jobs("u1", 3)).await.unwrap();
+    let b = store.enqueue(new_jobs("u2", 2)).await.unwrap();
+    claim(&store, 1).await;
+    let count = |f: JobFilter| {
+        let store = store.clone();
+        async move { store.jobs(&f, None, 200).await.unwrap().jobs.len() }
+    };
+    assert_eq!(
+        count(JobFilter {
+            user_id: Some("u2".into()),
+            ..Default::default()
+        })
+        .await,
+        2
+    );
+    assert_eq!(
+        count(JobFilter {
+            state: Some(JobState::Running),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(JobFilter {
+            kind: Some("card.generate".into()),
+            ..Default::default()
+        })
+        .await,
+        5
+    );
+    assert_eq!(
+        count(JobFilter {
+            kind: Some("other".into()),
+            ..Default::default()
+        })
+        .await,
+        0
+    );
+    let batch = Some(b.batch.unwrap().id);
+    assert_eq!(
+        count(JobFilter {
+            batch_id: batch,
+            ..Default::default()
+        })
+        .await,
+        2
+    );
+}
+
+pub async fn stats_count_states(store: DynStore) {
+    store.enqueue(new_jobs("u1", 4)).await.unwrap();
+    let jobs = claim(&store, 2).await;
+    let now = t0() + Duration::seconds(10);
+    store
+        .finish(vec![finish(&jobs[0], success(), now)])
+        .await
+        .unwrap();
+    let stats = store.stats(now + Duration::seconds(30)).await.unwrap();
+    assert_eq!(stats.by_state.get(&JobState::Queued), Some(&2));
+    assert_eq!(stats.by_state.get(&JobState::Running), Some(&1));
+    assert_eq!(stats.by_state.get(&JobState::Succeeded), Some(&1));
+    assert_eq!(stats.by_kind["card.generate"][&JobState::Queued], 2);
+    assert_eq!(
+        (stats.finished_last_minute, stats.finished_last_hour),
+        (1, 1)
+    );
+    assert_eq!(stats.oldest_claimable_age_ms, Some(40_000));
+    let later = store.stats(now + Duration::minutes(5)).await.unwrap();
+    assert_eq!(
+        (later.finished_last_minute, later.finished_last_hour),
+        (0, 1)
+    );
+}
+
+pub async fn concurrent_claimers_never_share_a_job(store: DynStore) {
+    for user in 0..10 {
+        store
+            .enqueue(new_jobs(&format!("u{user}"), 20))
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let mut req = claim_req(3, t0());
+                req.worker_id = format!("w{w}");
+                let got = store.claim(req).await.unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|j| j.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!((all.len(), unique.len()), (200, 200));
+}

@@ -1,0 +1,59 @@
+//! Migrations embedded in the binary, applied in order at open. Hand-written because it is a
+//! dozen lines: each file runs once, in a `BEGIN IMMEDIATE` transaction with its version row, so
+//! two processes opening the same file at once apply it once.
+
+use super::rows::db_error;
+use crate::{Result, StoreError};
+use rusqlite::Connection;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "jobs",
+    include_str!("../../migrations/sqlite/0001_jobs.sql"),
+)];
+
+pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+         )",
+    )
+    .map_err(db_error)?;
+    for (version, name, sql) in MIGRATIONS {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db_error)?;
+        let done: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [version],
+                |r| r.get(0),
+            )
+            .map_err(db_error)?;
+        if !done {
+            tx.execute_batch(sql).map_err(|e| {
+                StoreError::Internal(format!("migration {version} ({name}) failed: {e}"))
+            })?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)",
+                rusqlite::params![version, name],
+            )
+            .map_err(db_error)?;
+        }
+        tx.commit().map_err(db_error)?;
+    }
+    let newest: Option<i64> = conn
+        .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .map_err(db_error)?;
+    let known = MIGRATIONS.last().map(|m| m.0);
+    if newest > known {
+        return Err(StoreError::Internal(format!(
+            "the database has schema version {newest:?}, newer than this genq knows ({known:?}); upgrade genq"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,685 @@
+//! The embedded SQLite backend: WAL mode, one writer thread with group commit (see `writer`),
+//! a few read-only connections for queries, migrations embedded in the binary.
+//!
+//! Fair claiming uses start-time fair queueing: a job gets a *tag* when it becomes claimable,
+//! `max(virtual time, the user's previous tag + 1)`, and claims take the lowest tags within the
+//! highest priority. The virtual time is the largest tag claimed so far. A user who submits 300
+//! jobs gets 300 consecutive tags; a user who arrives later starts at the current virtual time
+//! and is therefore served next, so users take turns. Claiming stays an index range scan however
+//! long the queue is.
+
+mod migrate;
+mod readers;
+mod rows;
+mod writer;
+
+use crate::{
+    ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, Outcome, Page, Result, Staged,
+    Stats, Store, StoreError,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use genq_core::{Batch, Job, JobState, ids};
+use readers::Readers;
+use rows::{db_error, from_micros, micros};
+use rusqlite::{Connection, OptionalExtension, named_params};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use writer::Writer;
+
+macro_rules! sql {
+    ($name:literal) => {
+        include_str!(concat!("sql/", $name, ".sql"))
+    };
+}
+
+/// Read-only connections; WAL lets them read while the writer writes.
+const READERS: usize = 4;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Arc<Readers>,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path` and apply migrations.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = Connection::open(&path).map_err(db_error)?;
+        configure(&conn, false).map_err(db_error)?;
+        migrate::apply(&mut conn)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let conn = Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&conn, true)?;
+                Ok(conn)
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_error)?;
+        Ok(SqliteStore {
+            path,
+            writer: Writer::start(conn),
+            readers: Arc::new(Readers::new(readers)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.readers.read(f).await
+    }
+}
+
+fn configure(conn: &Connection, read_only: bool) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    if read_only {
+        conn.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -2000;")
+    } else {
+        // WAL: readers never block the writer. synchronous = FULL: a commit genq has
+        // acknowledged survives a power cut, not only a crash; group commit keeps the cost of
+        // the extra fsync per transaction, not per job.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA cache_size = -16000;
+             PRAGMA temp_store = MEMORY;",
+        )
+    }
+}
+
+fn vtime(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached(sql!("fair_clock_get"))?
+        .query_row([], |r| r.get(0))
+}
+
+/// Reserve `n` consecutive fair-queue tags for `user_id`; returns the first.
+fn reserve_tags(conn: &Connection, user_id: &str, n: i64) -> rusqlite::Result<i64> {
+    let vtime = vtime(conn)?;
+    conn.prepare_cached(sql!("fair_user_reserve"))?.query_row(
+        named_params! {":user_id": user_id, ":vtime": vtime, ":n": n},
+        |r| r.get(0),
+    )
+}
+
+fn job_by_id(conn: &Connection, id: &str) -> Result<Job> {
+    conn.prepare_cached(sql!("job_get"))
+        .and_then(|mut s| s.query_row(named_params! {":id": id}, rows::job))
+        .map_err(db_error)
+}
+
+fn batch_by_id(conn: &Connection, id: &str) -> Result<Batch> {
+    let mut batch = conn
+        .prepare_cached(sql!("batch_get"))
+        .and_then(|mut s| s.query_row(named_params! {":id": id}, rows::batch))
+        .map_err(db_error)?;
+    let mut stmt = conn
+        .prepare_cached(sql!("batch_counts"))
+        .map_err(db_error)?;
+    let counts = stmt
+        .query_map(named_params! {":id": id}, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })
+        .map_err(db_error)?;
+    let mut last_finish = None;
+    for row in counts {
+        let (state, count, finished) = row.map_err(db_error)?;
+        let state: JobState = state
+            .parse()
+            .map_err(|e: genq_core::state::UnknownState| StoreError::Internal(e.to_string()))?;
+        *match state {
+            JobState::Queued => &mut batch.queued,
+            JobState::Running => &mut batch.running,
+            JobState::Retrying => &mut batch.retrying,
+            JobState::Succeeded => &mut batch.succeeded,
+            JobState::Failed => &mut batch.failed,
+            JobState::Canceled => &mut batch.canceled,
+        } = count;
+        last_finish = last_finish.max(finished);
+    }
+    if batch.succeeded + batch.failed + batch.canceled == batch.total {
+        batch.finished_at = last_finish.map(from_micros);
+    }
+    Ok(batch)
+}
+
+fn batch_job_ids(conn: &Connection, id: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached(sql!("batch_job_ids"))
+        .map_err(db_error)?;
+    let ids = stmt
+        .query_map(named_params! {":id": id}, |r| r.get(0))
+        .map_err(db_error)?
+        .collect::<rusqlite::Result<Vec<String>>>()
+        .map_err(db_error)?;
+    Ok(ids)
+}
+
+/// An idempotent replay: the jobs (and batch) an earlier request with the same key created.
+fn replay(conn: &Connection, req: &NewJobs) -> Result<Option<Enqueued>> {
+    let Some(key) = &req.idempotency_key else {
+        return Ok(None);
+    };
+    let params = named_params! {":user_id": req.user_id, ":idempotency_key": key};
+    if req.as_batch {
+        let batch_id: Option<String> = conn
+            .prepare_cached(sql!("batch_by_idempotency_key"))
+            .and_then(|mut s| s.query_row(params, |r| r.get(0)).optional())
+            .map_err(db_error)?;
+        let Some(batch_id) = batch_id else {
+            return Ok(None);
+        };
+        let jobs = batch_job_ids(conn, &batch_id)?
+            .iter()
+            .map(|id| job_by_id(conn, id))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Enqueued {
+            batch: Some(batch_by_id(conn, &batch_id)?),
+            jobs,
+            replayed: true,
+        }))
+    } else {
+        let job = conn
+            .prepare_cached(sql!("job_by_idempotency_key"))
+            .and_then(|mut s| s.query_row(params, rows::job).optional())
+            .map_err(db_error)?;
+        Ok(job.map(|job| Enqueued {
+            batch: None,
+            jobs: vec![job],
+            replayed: true,
+        }))
+    }
+}
+
+fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
+    if let Some(replayed) = replay(conn, &req)? {
+        return Ok(replayed);
+    }
+    let now = micros(req.now);
+    let run_at = req.run_at.map(micros).unwrap_or(now).max(now);
+    let due = run_at <= now;
+    let n = req.payloads.len() as i64;
+    let first_tag = if due {
+        Some(reserve_tags(conn, &req.user_id, n).map_err(db_error)?)
+    } else {
+        None
+    };
+    let batch_id = req.as_batch.then(ids::new_id);
+    if let Some(batch_id) = &batch_id {
+        conn.prepare_cached(sql!("batch_insert"))
+            .and_then(|mut s| {
+                s.execute(named_params! {
+                    ":id": batch_id, ":user_id": req.user_id, ":kind": req.kind,
+                    ":idempotency_key": req.idempotency_key, ":total": n, ":now": now,
+                })
+            })
+            .map_err(db_error)?;
+    }
+    // A batch's jobs are found through the batch; the key is recorded once, on the batch.
+    let job_key = if req.as_batch {
+        None
+    } else {
+        req.idempotency_key.as_deref()
+    };
+    let mut insert = conn.prepare_cached(sql!("job_insert")).map_err(db_error)?;
+    let mut jobs = Vec::with_capacity(req.payloads.len());
+    for (i, payload) in req.payloads.iter().enumerate() {
+        let job = insert
+            .query_row(
+                named_params! {
+                    ":id": ids::new_id(),
+                    ":kind": req.kind,
+                    ":user_id": req.user_id,
+                    ":batch_id": batch_id,
+                    ":priority": req.priority,
+                    ":max_retries": req.max_retries,
+                    ":payload": payload.to_string(),
+                    ":cost": req.cost,
+                    ":idempotency_key": job_key,
+                    ":run_at": run_at,
+                    ":now": now,
+                    ":fair_tag": first_tag.map(|t| t + i as i64),
+                },
+                rows::job,
+            )
+            .map_err(db_error)?;
+        jobs.push(job);
+    }
+    let batch = batch_id
+        .as_deref()
+        .map(|id| batch_by_id(conn, id))
+        .transpose()?;
+    Ok(Enqueued {
+        batch,
+        jobs,
+        replayed: false,
+    })
+}
+
+fn claim(conn: &Connection, req: ClaimRequest) -> Result<Vec<Job>> {
+    // The best `max` of each kind, merged: the best `max` overall are among them.
+    let mut candidates: Vec<(i32, i64, String)> = Vec::new();
+    let mut by_kind = conn
+        .prepare_cached(sql!("job_claimable_by_kind"))
+        .map_err(db_error)?;
+    for kind in &req.kinds {
+        let rows = by_kind
+            .query_map(named_params! {":kind": kind, ":limit": req.max}, |r| {
+                Ok((r.get::<_, i32>(1)?, r.get::<_, i64>(2)?, r.get(0)?))
+            })
+            .map_err(db_error)?;
+        for row in rows {
+            candidates.push(row.map_err(db_error)?);
+        }
+    }
+    candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    candidates.truncate(req.max as usize);
+    let Some(max_tag) = candidates.iter().map(|c| c.1).max() else {
+        return Ok(Vec::new());
+    };
+    let mut update = conn.prepare_cached(sql!("job_claim")).map_err(db_error)?;
+    let now = micros(req.now);
+    let lease_until = micros(req.lease_until);
+    let mut claimed = Vec::with_capacity(candidates.len());
+    for (_, _, id) in candidates {
+        let job = update
+            .query_row(
+                named_params! {
+                    ":id": id, ":token": ids::new_lease_token(), ":node_id": req.node_id,
+                    ":worker_id": req.worker_id, ":lease_until": lease_until, ":now": now,
+                },
+                rows::job,
+            )
+            .map_err(db_error)?;
+        claimed.push(job);
+    }
+    conn.prepare_cached(sql!("fair_clock_advance"))
+        .and_then(|mut s| s.execute(named_params! {":tag": max_tag}))
+        .map_err(db_error)?;
+    Ok(claimed)
+}
+
+fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
+    let mut stmt = conn.prepare_cached(sql!("job_finish")).map_err(db_error)?;
+    let mut applied = Vec::with_capacity(finishes.len());
+    let mut front_tag = None;
+    for f in finishes {
+        let now = micros(f.now);
+        let state = f.outcome.state().as_str();
+        let (mut result, mut error, mut run_at, mut fair_tag) = (None, None, None, None);
+        let (mut uses_retry, mut rate_limit_wait, mut finished_at) = (false, false, None);
+        match &f.outcome {
+            Outcome::Succeeded { result: r } => {
+                result = Some(r.to_string());
+                finished_at = Some(now);
+            }
+            Outcome::Retry {
+                run_at: at,
+                error: e,
+                uses_retry: u,
+                rate_limit_wait: w,
+            } => {
+                let at = micros(*at).max(now);
+                run_at = Some(at);
+                error = e.as_ref();
+                (uses_retry, rate_limit_wait) = (*u, *w);
+                // Due at once: claimable at the head of the fair queue, as a retry has already
+                // waited its turn. Later: the scheduler stages it when due.
+                if at <= now {
+                    if front_tag.is_none() {
+                        front_tag = Some(vtime(conn).map_err(db_error)?);
+                    }
+                    fair_tag = front_tag;
+                }
+            }
+            Outcome::Failed { error: e } | Outcome::Canceled { error: e } => {
+                error = Some(e);
+                finished_at = Some(now);
+            }
+        }
+        let changed = stmt
+            .execute(named_params! {
+                ":id": f.lease.job_id,
+                ":token": f.lease.token,
+                ":expired_before": f.only_if_expired_before.map(micros),
+                ":state": state,
+                ":result": result,
+                ":error_class": error.map(|e| e.class.as_str()),
+                ":error_detail": error.map(|e| e.detail.as_str()),
+                ":run_at": run_at,
+                ":fair_tag": fair_tag,
+                ":uses_retry": uses_retry as i64,
+                ":rate_limit_wait": rate_limit_wait as i64,
+                ":finished_at": finished_at,
+                ":now": now,
+            })
+            .map_err(db_error)?;
+        applied.push(changed == 1);
+    }
+    Ok(applied)
+}
+
+fn stage_due(conn: &Connection, now: DateTime<Utc>, limit: u32) -> Result<Staged> {
+    let now = micros(now);
+    let due: Vec<(String, String, String)> = conn
+        .prepare_cached(sql!("job_due"))
+        .and_then(|mut s| {
+            s.query_map(named_params! {":now": now, ":limit": limit}, |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect()
+        })
+        .map_err(db_error)?;
+    let front = vtime(conn).map_err(db_error)?;
+    let mut stage = conn.prepare_cached(sql!("job_stage")).map_err(db_error)?;
+    for (id, user_id, state) in &due {
+        // Delayed new jobs join the back of their user's turn; retries go to the front.
+        let tag = if state == JobState::Retrying.as_str() {
+            front
+        } else {
+            reserve_tags(conn, user_id, 1).map_err(db_error)?
+        };
+        stage
+            .execute(named_params! {":id": id, ":fair_tag": tag})
+            .map_err(db_error)?;
+    }
+    let next_due: Option<i64> = conn
+        .prepare_cached(sql!("job_next_due"))
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(db_error)?;
+    Ok(Staged {
+        staged: due.len() as u32,
+        next_due: next_due.map(from_micros),
+    })
+}
+
+/// Why a cancel or admin retry matched nothing: the job is missing, or in the wrong state.
+fn explain_miss(conn: &Connection, id: &str, wanted: &str) -> StoreError {
+    let state: rusqlite::Result<String> = conn
+        .prepare_cached(sql!("job_state"))
+        .and_then(|mut s| s.query_row(named_params! {":id": id}, |r| r.get(0)));
+    match state {
+        Ok(state) => StoreError::Conflict(format!("job {id} is {state}; {wanted}")),
+        Err(e) => db_error(e),
+    }
+}
+
+fn list_jobs(
+    conn: &Connection,
+    filter: &JobFilter,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Page> {
+    // Only the filters given become conditions, so SQLite can pick the index that fits
+    // (a `(? IS NULL OR col = ?)` condition would hide it from the planner).
+    let mut sql = String::from("SELECT * FROM jobs WHERE 1 = 1");
+    let mut params: Vec<(&str, String)> = Vec::new();
+    let conditions = [
+        ("user_id", ":user_id", filter.user_id.clone()),
+        (
+            "state",
+            ":state",
+            filter.state.map(|s| s.as_str().to_string()),
+        ),
+        ("kind", ":kind", filter.kind.clone()),
+        ("batch_id", ":batch_id", filter.batch_id.clone()),
+    ];
+    for (column, name, value) in conditions {
+        if let Some(value) = value {
+            sql.push_str(&format!(" AND {column} = {name}"));
+            params.push((name, value));
+        }
+    }
+    if let Some(before) = before {
+        sql.push_str(" AND id < :before");
+        params.push((":before", before.to_string()));
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT :limit");
+    let limit_text = (limit as i64 + 1).to_string();
+    params.push((":limit", limit_text));
+    let bound: Vec<(&str, &dyn rusqlite::ToSql)> = params
+        .iter()
+        .map(|(n, v)| (*n, v as &dyn rusqlite::ToSql))
+        .collect();
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
+    let mut jobs = stmt
+        .query_map(bound.as_slice(), rows::job)
+        .map_err(db_error)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_error)?;
+    let next_before = if jobs.len() > limit as usize {
+        jobs.truncate(limit as usize);
+        jobs.last().map(|j| j.id.clone())
+    } else {
+        None
+    };
+    Ok(Page { jobs, next_before })
+}
+
+fn stats(conn: &Connection, now: DateTime<Utc>) -> Result<Stats> {
+    let mut stats = Stats::default();
+    let mut stmt = conn
+        .prepare_cached(sql!("stats_by_state_kind"))
+        .map_err(db_error)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u64>(2)?,
+            ))
+        })
+        .map_err(db_error)?;
+    for row in rows {
+        let (state, kind, count) = row.map_err(db_error)?;
+        let state: JobState = state
+            .parse()
+            .map_err(|e: genq_core::state::UnknownState| StoreError::Internal(e.to_string()))?;
+        *stats.by_state.entry(state).or_default() += count;
+        *stats
+            .by_kind
+            .entry(kind)
+            .or_default()
+            .entry(state)
+            .or_default() += count;
+    }
+    let mut since = conn
+        .prepare_cached(sql!("stats_finished_since"))
+        .map_err(db_error)?;
+    let mut count_since = |d: chrono::Duration| -> Result<u64> {
+        since
+            .query_row(named_params! {":since": micros(now - d)}, |r| r.get(0))
+            .map_err(db_error)
+    };
+    stats.finished_last_minute = count_since(chrono::Duration::minutes(1))?;
+    stats.finished_last_hour = count_since(chrono::Duration::hours(1))?;
+    let oldest: Option<i64> = conn
+        .prepare_cached(sql!("stats_oldest_claimable"))
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(db_error)?;
+    stats.oldest_claimable_age_ms = oldest.map(|t| ((micros(now) - t) / 1000).max(0));
+    Ok(stats)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<()> {
+        // `open` has applied them.
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_error))
+            .await
+    }
+
+    async fn enqueue(&self, jobs: NewJobs) -> Result<Enqueued> {
+        self.writer.write(move |conn| enqueue(conn, jobs)).await
+    }
+
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Job>> {
+        if request.max == 0 || request.kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer.write(move |conn| claim(conn, request)).await
+    }
+
+    async fn heartbeat(
+        &self,
+        leases: &[LeaseRef],
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LeaseRef>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let leases = leases.to_vec();
+        self.writer
+            .write(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(sql!("job_heartbeat"))
+                    .map_err(db_error)?;
+                let mut renewed = Vec::with_capacity(leases.len());
+                for lease in leases {
+                    let n = stmt
+                        .execute(named_params! {
+                            ":id": lease.job_id, ":token": lease.token,
+                            ":lease_until": micros(lease_until), ":now": micros(now),
+                        })
+                        .map_err(db_error)?;
+                    if n == 1 {
+                        renewed.push(lease);
+                    }
+                }
+                Ok(renewed)
+            })
+            .await
+    }
+
+    async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>> {
+        if finishes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer.write(move |conn| finish(conn, finishes)).await
+    }
+
+    async fn running_jobs(
+        &self,
+        expired_before: Option<DateTime<Utc>>,
+        node_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Job>> {
+        let node_id = node_id.map(str::to_string);
+        self.read(move |conn| {
+            conn.prepare_cached(sql!("job_running"))
+                .and_then(|mut s| {
+                    s.query_map(
+                        named_params! {
+                            ":expired_before": expired_before.map(micros),
+                            ":node_id": node_id, ":limit": limit,
+                        },
+                        rows::job,
+                    )?
+                    .collect()
+                })
+                .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn stage_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Staged> {
+        self.writer
+            .write(move |conn| stage_due(conn, now, limit))
+            .await
+    }
+
+    async fn cancel(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job> {
+        let id = job_id.to_string();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(sql!("job_cancel"))
+                    .and_then(|mut s| {
+                        s.query_row(named_params! {":id": id, ":now": micros(now)}, rows::job)
+                            .optional()
+                    })
+                    .map_err(db_error)?
+                    .ok_or_else(|| explain_miss(conn, &id, "only unfinished jobs can be canceled"))
+            })
+            .await
+    }
+
+    async fn retry(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job> {
+        let id = job_id.to_string();
+        self.writer
+            .write(move |conn| {
+                let state = conn
+                    .prepare_cached(sql!("job_state"))
+                    .and_then(|mut s| {
+                        s.query_row(named_params! {":id": id}, |r| r.get::<_, String>(0))
+                    })
+                    .map_err(db_error)?;
+                if !state
+                    .parse::<JobState>()
+                    .is_ok_and(JobState::is_admin_retryable)
+                {
+                    return Err(explain_miss(
+                        conn,
+                        &id,
+                        "only failed or canceled jobs can be retried",
+                    ));
+                }
+                let user_id = job_by_id(conn, &id)?.user_id;
+                let tag = reserve_tags(conn, &user_id, 1).map_err(db_error)?;
+                conn.prepare_cached(sql!("job_admin_retry"))
+                    .and_then(|mut s| {
+                        s.query_row(
+                            named_params! {":id": id, ":now": micros(now), ":fair_tag": tag},
+                            rows::job,
+                        )
+                    })
+                    .map_err(db_error)
+            })
+            .await
+    }
+
+    async fn job(&self, job_id: &str) -> Result<Job> {
+        let id = job_id.to_string();
+        self.read(move |conn| job_by_id(conn, &id)).await
+    }
+
+    async fn jobs(&self, filter: &JobFilter, before: Option<&str>, limit: u32) -> Result<Page> {
+        let filter = filter.clone();
+        let before = before.map(str::to_string);
+        self.read(move |conn| list_jobs(conn, &filter, before.as_deref(), limit))
+            .await
+    }
+
+    async fn batch(&self, batch_id: &str) -> Result<Batch> {
+        let id = batch_id.to_string();
+        self.read(move |conn| batch_by_id(conn, &id)).await
+    }
+
+    async fn batch_job_ids(&self, batch_id: &str) -> Result<Vec<String>> {
+        let id = batch_id.to_string();
+        self.read(move |conn| batch_job_ids(conn, &id)).await
+    }
+
+    async fn stats(&self, now: DateTime<Utc>) -> Result<Stats> {
+        self.read(move |conn| stats(conn, now)).await
+    }
+}

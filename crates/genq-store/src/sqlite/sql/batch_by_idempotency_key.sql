@@ -1,0 +1,1 @@
+SELECT id FROM batches WHERE user_id = :user_id AND idempotency_key = :idempotency_key

@@ -1,0 +1,5 @@
+SELECT id, user_id, state
+FROM jobs
+WHERE fair_tag IS NULL AND state IN ('queued', 'retrying') AND run_at <= :now
+ORDER BY run_at, id
+LIMIT :limit

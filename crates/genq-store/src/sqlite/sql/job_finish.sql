@@ -1,0 +1,21 @@
+-- A transition out of `running`, fenced: it applies only while the attempt still holds its
+-- lease (and, for the rescuer, only if that lease has expired).
+UPDATE jobs
+SET state = :state,
+    result = :result,
+    error_class = coalesce(:error_class, error_class),
+    error_detail = coalesce(:error_detail, error_detail),
+    run_at = coalesce(:run_at, run_at),
+    fair_tag = :fair_tag,
+    retries_used = retries_used + :uses_retry,
+    rate_limit_waits = rate_limit_waits + :rate_limit_wait,
+    finished_at = :finished_at,
+    lease_token = NULL,
+    lease_node = NULL,
+    lease_worker = NULL,
+    lease_expires_at = NULL,
+    updated_at = :now
+WHERE id = :id
+  AND state = 'running'
+  AND lease_token = :token
+  AND (:expired_before IS NULL OR lease_expires_at < :expired_before)

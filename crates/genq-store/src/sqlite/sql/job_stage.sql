@@ -1,0 +1,1 @@
+UPDATE jobs SET fair_tag = :fair_tag WHERE id = :id AND fair_tag IS NULL

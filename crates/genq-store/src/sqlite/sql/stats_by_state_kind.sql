@@ -1,0 +1,1 @@
+SELECT state, kind, count(*) FROM jobs GROUP BY state, kind
