@@ -1,1 +1,267 @@
+//! genq's engine: everything that moves jobs without an HTTP request.
+//!
+//! - [`worker_pool`]: claims jobs fairly in batches, runs attempts under `worker.concurrency`
+//!   slots with per-kind timeouts, and records their outcomes in batches.
+//! - [`heartbeat`]: renews the leases of running attempts; a lost lease stops its attempt.
+//! - [`rescuer`]: moves jobs whose lease expired (a dead or hung worker) back to `retrying`.
+//! - [`scheduler`]: makes delayed jobs and retries claimable when their time comes.
+//! - [`providers`]: what runs an attempt (the in-process `demo` provider today).
+//!
+//! The path of one job: the API enqueues it and calls [`Engine::wake`]; the worker pool claims
+//! it (lease taken), a provider runs it, the pool's completer applies the outcome decided by
+//! `genq_core::machine`, fenced by the lease token.
 
+pub mod handler;
+pub mod heartbeat;
+pub mod providers;
+pub mod rescuer;
+pub mod scheduler;
+pub mod worker_pool;
+
+use genq_config::Config;
+use genq_core::{Clock, RetryPolicy, SystemClock};
+use genq_store::Store;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use handler::{Attempt, Handler};
+pub use worker_pool::ActiveAttempts;
+
+/// A provider or kind that cannot be set up from the config.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct SetupError {
+    pub key: String,
+    pub message: String,
+}
+
+/// How one kind runs.
+#[derive(Clone)]
+pub struct KindRuntime {
+    pub policy: RetryPolicy,
+    pub timeout: Duration,
+    /// `None` for external kinds: run by external workers through the claim API.
+    pub handler: Option<Arc<dyn Handler>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub node_id: String,
+    pub concurrency: u32,
+    pub claim_batch: u32,
+    pub lease: Duration,
+    pub heartbeat: Duration,
+    pub poll_interval: Duration,
+    pub shutdown_grace: Duration,
+    /// Upper bound on any attempt (`job_processing_timeout_seconds`).
+    pub max_attempt_time: Duration,
+}
+
+impl EngineSettings {
+    pub fn from_config(config: &Config) -> Self {
+        let w = &config.worker;
+        EngineSettings {
+            node_id: config.node_id(),
+            concurrency: w.concurrency,
+            claim_batch: w.claim_batch,
+            lease: w.lease,
+            heartbeat: w.heartbeat,
+            poll_interval: w.poll_interval,
+            shutdown_grace: w.shutdown_grace,
+            max_attempt_time: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// Counters of what this process's engine did; read by `genq bench` and metrics.
+#[derive(Debug, Default)]
+pub struct EngineCounters {
+    pub claimed: AtomicU64,
+    pub succeeded: AtomicU64,
+    pub retried: AtomicU64,
+    pub failed: AtomicU64,
+    pub canceled: AtomicU64,
+    /// Outcomes fenced out: the lease was lost before the attempt reported.
+    pub fenced: AtomicU64,
+    pub rescued: AtomicU64,
+    pub released: AtomicU64,
+}
+
+impl EngineCounters {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Wake-ups: a hint that work may be there, never the only way it is found (a fallback poll
+/// always runs).
+#[derive(Default)]
+pub struct Wake {
+    /// The worker pool's claim loop.
+    pub(crate) pool: Notify,
+    /// The scheduler: a delayed job or a retry may now be due sooner than it planned.
+    pub(crate) scheduler: Notify,
+    /// Long-polling external claims.
+    pub(crate) claims: Notify,
+}
+
+impl Wake {
+    /// New claimable work.
+    pub fn work(&self) {
+        self.pool.notify_one();
+        self.claims.notify_waiters();
+    }
+
+    /// New delayed work.
+    pub fn delayed(&self) {
+        self.scheduler.notify_one();
+    }
+
+    /// Wait until new claimable work may be there (for long-polling external claims). Create
+    /// the future before checking for work, so that a wake between the check and the wait
+    /// is not lost.
+    pub fn claims(&self) -> tokio::sync::futures::Notified<'_> {
+        self.claims.notified()
+    }
+}
+
+/// State shared by the engine's services.
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: EngineSettings,
+    pub kinds: HashMap<String, KindRuntime>,
+    pub wake: Wake,
+    pub counters: EngineCounters,
+    pub active: ActiveAttempts,
+}
+
+impl Shared {
+    pub fn policy(&self, kind: &str) -> RetryPolicy {
+        self.kinds
+            .get(kind)
+            .map(|k| k.policy.clone())
+            .unwrap_or_default()
+    }
+
+    /// Kinds this process runs in-process.
+    pub fn local_kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self
+            .kinds
+            .iter()
+            .filter(|(_, k)| k.handler.is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
+        kinds.sort();
+        kinds
+    }
+}
+
+/// The engine of one process. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: EngineSettings,
+        kinds: HashMap<String, KindRuntime>,
+    ) -> Engine {
+        Self::with_clock(store, settings, kinds, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(
+        store: Arc<dyn Store>,
+        settings: EngineSettings,
+        kinds: HashMap<String, KindRuntime>,
+        clock: Arc<dyn Clock>,
+    ) -> Engine {
+        Engine {
+            shared: Arc::new(Shared {
+                store,
+                clock,
+                settings,
+                kinds,
+                wake: Wake::default(),
+                counters: EngineCounters::default(),
+                active: ActiveAttempts::default(),
+            }),
+        }
+    }
+
+    /// Build kinds from the config, with the config's providers as handlers.
+    pub fn kinds_from_config(config: &Config) -> Result<HashMap<String, KindRuntime>, SetupError> {
+        let providers = providers::build(config)?;
+        let max = Duration::from_secs(1800);
+        Ok(config
+            .kinds
+            .iter()
+            .map(|k| {
+                let handler = if k.external {
+                    None
+                } else {
+                    k.provider.as_ref().and_then(|p| providers.get(p).cloned())
+                };
+                let runtime = KindRuntime {
+                    policy: k.retry_policy(),
+                    timeout: k.timeout.unwrap_or(max).min(max),
+                    handler,
+                };
+                (k.name.clone(), runtime)
+            })
+            .collect())
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    pub fn counters(&self) -> &EngineCounters {
+        &self.shared.counters
+    }
+
+    pub fn wake(&self) -> &Wake {
+        &self.shared.wake
+    }
+
+    /// Stop a locally running attempt of a job that was just canceled, without waiting for its
+    /// next heartbeat.
+    pub fn cancel_local(&self, job_id: &str) {
+        self.shared.active.lose(job_id);
+    }
+
+    /// Run the engine's services until `shutdown` fires; then stop claiming, let running
+    /// attempts finish for `shutdown_grace`, hand the rest back, and return.
+    ///
+    /// `run_workers = false` runs only the maintenance services (rescuer, scheduler): a process
+    /// that serves the API without in-process workers.
+    pub async fn run(&self, shutdown: CancellationToken, run_workers: bool) {
+        let services = TaskTracker::new();
+        let stop_services = CancellationToken::new();
+        if run_workers {
+            worker_pool::take_back_own_leases(&self.shared).await;
+        }
+        services.spawn(rescuer::run(self.shared.clone(), stop_services.clone()));
+        services.spawn(scheduler::run(self.shared.clone(), stop_services.clone()));
+        if run_workers {
+            services.spawn(heartbeat::run(self.shared.clone(), stop_services.clone()));
+            worker_pool::run(self.shared.clone(), shutdown).await;
+        } else {
+            shutdown.cancelled().await;
+        }
+        stop_services.cancel();
+        services.close();
+        services.wait().await;
+    }
+}

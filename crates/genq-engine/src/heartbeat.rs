@@ -1,0 +1,39 @@
+//! Lease renewal: every `worker.heartbeat`, renew the leases of all attempts running in this
+//! process in one store call. A lease that is not renewed was lost (the job was canceled, or a
+//! rescuer took it): its attempt is stopped, and its outcome will be fenced out anyway.
+
+use crate::Shared;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(shared.settings.heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        beat(&shared).await;
+    }
+}
+
+async fn beat(shared: &Shared) {
+    let leases = shared.active.leases();
+    if leases.is_empty() {
+        return;
+    }
+    let now = shared.clock.now();
+    let until = now + chrono::Duration::from_std(shared.settings.lease).unwrap();
+    match shared.store.heartbeat(&leases, until, now).await {
+        Ok(renewed) => {
+            let renewed: std::collections::HashSet<_> = renewed.into_iter().collect();
+            for lease in leases.iter().filter(|l| !renewed.contains(l)) {
+                tracing::info!(job_id = %lease.job_id, "lease lost; stopping the attempt");
+                shared.active.lose_lease(lease);
+            }
+        }
+        // Keep running: the next beat may get through before the lease runs out.
+        Err(e) => tracing::warn!(error = %e, leases = leases.len(), "heartbeat failed"),
+    }
+}
