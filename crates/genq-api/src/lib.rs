@@ -1,1 +1,81 @@
+//! genq's HTTP API (SPEC §6), on axum: jobs, batches, external workers, stats, health, and the
+//! OpenAPI document generated from the same code (utoipa).
 
+pub mod auth;
+pub mod cursor;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+mod routes;
+pub mod views;
+
+use auth::Tokens;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use error::{ApiError, Code};
+use genq_config::Config;
+use genq_core::{Clock, Messages};
+use genq_engine::Engine;
+use genq_store::Store;
+use std::sync::Arc;
+
+/// Most items in one batch request (`batch_max_items_per_request`).
+pub const BATCH_MAX_ITEMS: usize = 200;
+
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub engine: Engine,
+    pub config: Arc<Config>,
+    pub tokens: Tokens,
+    pub messages: Messages,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, config: Arc<Config>, clock: Arc<dyn Clock>) -> AppState {
+        let a = &config.auth;
+        AppState {
+            store: engine.store().clone(),
+            tokens: Tokens::new(&a.admin_tokens, &a.app_tokens, &a.worker_tokens),
+            messages: config.messages(),
+            engine,
+            config,
+            clock,
+        }
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.config.api.max_body_bytes;
+    Router::new()
+        .route(
+            "/v1/jobs",
+            post(routes::jobs::enqueue).get(routes::jobs::list),
+        )
+        .route("/v1/jobs/{id}", get(routes::jobs::get))
+        .route("/v1/jobs/{id}/cancel", post(routes::jobs::cancel))
+        .route("/v1/jobs/{id}/retry", post(routes::jobs::retry))
+        .route("/v1/jobs/{id}/heartbeat", post(routes::workers::heartbeat))
+        .route("/v1/jobs/{id}/complete", post(routes::workers::complete))
+        .route("/v1/jobs/{id}/fail", post(routes::workers::fail))
+        .route("/v1/batches", post(routes::batches::submit))
+        .route("/v1/batches/{id}", get(routes::batches::get))
+        .route("/v1/workers/claim", post(routes::workers::claim))
+        .route("/v1/stats", get(routes::system::stats))
+        .route("/healthz", get(routes::system::healthz))
+        .route("/readyz", get(routes::system::readyz))
+        .route("/openapi.json", get(routes::system::openapi))
+        .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(Code::MethodNotAllowed, "this method is not allowed here")
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                use axum::response::IntoResponse;
+                ApiError::new(Code::Internal, "internal error").into_response()
+            },
+        ))
+        .with_state(state)
+}

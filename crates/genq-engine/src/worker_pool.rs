@@ -147,8 +147,9 @@ pub(crate) async fn take_back_own_leases(shared: &Arc<Shared>) {
     }
 }
 
-/// The transition for a failed attempt of `job`, fenced by its lease.
-pub(crate) fn finish_failed(
+/// The transition for a failed attempt of `job`, fenced by its lease: the one place that turns
+/// a failure into a store write, for in-process workers, the rescuer and external workers.
+pub fn finish_failed(
     shared: &Shared,
     job: &Job,
     failure: &Failure,

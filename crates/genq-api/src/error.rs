@@ -1,0 +1,138 @@
+//! The one error shape of every failed request (SPEC §6):
+//! `{"error": {"code", "message", "details"}}`, with a stable `code` per status.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use genq_store::StoreError;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    InvalidRequest,
+    UnknownKind,
+    BatchTooLarge,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    Unavailable,
+    Internal,
+}
+
+impl Code {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::InvalidRequest | Code::UnknownKind | Code::BatchTooLarge => {
+                StatusCode::BAD_REQUEST
+            }
+            Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::Conflict => StatusCode::CONFLICT,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidRequest => "invalid_request",
+            Code::UnknownKind => "unknown_kind",
+            Code::BatchTooLarge => "batch_too_large",
+            Code::Unauthorized => "unauthorized",
+            Code::Forbidden => "forbidden",
+            Code::NotFound => "not_found",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::Conflict => "conflict",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::Unavailable => "unavailable",
+            Code::Internal => "internal",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: Code,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(Code::InvalidRequest, message)
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+}
+
+/// The error body, as documented in the OpenAPI document.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorInner,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorInner {
+    /// Stable, machine-readable: `invalid_request`, `unknown_kind`, `batch_too_large`,
+    /// `unauthorized`, `forbidden`, `not_found`, `conflict`, `payload_too_large`, `unavailable`.
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.code == Code::Internal {
+            tracing::error!(message = %self.message, "internal error");
+        }
+        let body = ErrorBody {
+            error: ErrorInner {
+                code: self.code.as_str().into(),
+                message: self.message,
+                details: self.details,
+            },
+        };
+        let mut response = (self.code.status(), axum::Json(body)).into_response();
+        if self.code == Code::Unauthorized {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::new(Code::NotFound, "not found"),
+            StoreError::Conflict(m) => ApiError::new(Code::Conflict, m),
+            StoreError::Unavailable(m) => {
+                tracing::warn!(error = %m, "database unavailable");
+                ApiError::new(Code::Unavailable, "the database is unavailable; try again")
+            }
+            StoreError::Internal(m) => ApiError::new(Code::Internal, m),
+        }
+    }
+}

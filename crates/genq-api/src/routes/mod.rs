@@ -1,0 +1,12 @@
+pub mod batches;
+pub mod jobs;
+pub mod system;
+pub mod workers;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::views::Visibility;
+
+pub(crate) fn visibility<'a>(state: &'a AppState, caller: &Caller) -> Visibility<'a> {
+    Visibility::for_caller(caller, state.config.mode, &state.messages)
+}
