@@ -88,14 +88,14 @@ impl JobState {
     /// The SPEC §3 transition table. `from == None` is a new job.
     pub fn can_transition(from: Option<JobState>, to: JobState) -> bool {
         use JobState::*;
-        match (from, to) {
-            (None, Queued) => true,
-            (Some(Queued | Retrying), Running) => true,
-            (Some(Running), Succeeded | Retrying | Failed) => true,
-            (Some(Queued | Retrying | Running), Canceled) => true,
-            (Some(Failed | Canceled), Queued) => true,
-            _ => false,
-        }
+        matches!(
+            (from, to),
+            (None, Queued)
+                | (Some(Queued | Retrying), Running)
+                | (Some(Running), Succeeded | Retrying | Failed)
+                | (Some(Queued | Retrying | Running), Canceled)
+                | (Some(Failed | Canceled), Queued)
+        )
     }
 }
 

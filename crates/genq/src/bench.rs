@@ -1,0 +1,395 @@
+//! `genq bench`: throughput and latency on this machine, in one run, so the figures compare.
+//!
+//! 1. Engine, in process: no-op jobs enqueued in batches of 200 while the workers run; enqueue
+//!    rate and end-to-end processed rate.
+//! 2. Enqueue → start latency when idle: one job at a time.
+//! 3. Queue depth: the processed rate with 1,000 jobs queued behind the measured ones, and with
+//!    `--deep` (default 1,000,000).
+//! 4. HTTP: `POST /v1/batches` of 200 items, and end-to-end throughput through the API.
+//! 5. Idle RSS of a `genq serve` process.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use clap::Args;
+use genq_api::AppState;
+use genq_config::Config;
+use genq_core::{Failure, SystemClock};
+use genq_engine::handler::NoopHandler;
+use genq_engine::{Attempt, Engine, EngineCounters, EngineSettings, Handler, KindRuntime};
+use genq_store::{NewJobs, SqliteStore, Store};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const KIND: &str = "bench.noop";
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Jobs in the end-to-end throughput runs.
+    #[arg(long, default_value_t = 50_000)]
+    pub jobs: u64,
+    /// The deep queue to compare against 1,000 queued jobs (0 skips the comparison).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub deep: u64,
+    /// Worker slots.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: u32,
+    /// Samples for the idle latency.
+    #[arg(long, default_value_t = 500)]
+    pub latency_samples: u32,
+    /// Skip the HTTP runs.
+    #[arg(long)]
+    pub no_http: bool,
+    /// Skip the idle RSS measurement.
+    #[arg(long)]
+    pub no_rss: bool,
+    /// Where to put the benchmark databases (default: a temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    println!(
+        "genq bench: SQLite in {}, concurrency {}, {} cores",
+        dir.display(),
+        args.concurrency,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    let (enqueue_rate, processed_rate) =
+        engine_throughput(&dir.join("throughput.db"), &args).await?;
+    println!("engine  enqueue (batches of 200, workers running)  {enqueue_rate:>10.0} jobs/s");
+    println!(
+        "engine  processed end to end (claim+complete)       {processed_rate:>10.0} jobs/s   target >= 10000"
+    );
+
+    let (p50, p99) = idle_latency(&dir.join("latency.db"), &args).await?;
+    println!(
+        "engine  enqueue -> start, idle                  p50 {p50:>6.2} ms  p99 {p99:>6.2} ms   target p99 <= 5 ms"
+    );
+
+    if args.deep > 0 {
+        let measured = 20_000;
+        let shallow = deep_queue(&dir.join("shallow.db"), 1_000, measured, &args).await?;
+        let deep = deep_queue(&dir.join("deep.db"), args.deep, measured, &args).await?;
+        println!("engine  processed with      1,000 queued behind       {shallow:>10.0} jobs/s");
+        println!(
+            "engine  processed with {:>10} queued behind       {deep:>10.0} jobs/s   ratio {:.2}, target >= 0.80",
+            group(args.deep),
+            deep / shallow
+        );
+    }
+
+    if !args.no_http {
+        let (p50, p99, http_rate) = http(&dir.join("http.db"), &args).await?;
+        println!(
+            "http    POST /v1/batches, 200 items             p50 {p50:>6.2} ms  p99 {p99:>6.2} ms   target <= 20 ms"
+        );
+        println!("http    processed end to end through the API          {http_rate:>10.0} jobs/s");
+    }
+
+    if !args.no_rss {
+        let rss = idle_rss(&dir).await?;
+        println!(
+            "serve   idle RSS                                       {rss:>10.1} MB     target <= 30 MB"
+        );
+    }
+    Ok(())
+}
+
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn settings(args: &BenchArgs) -> EngineSettings {
+    EngineSettings {
+        node_id: format!("bench-{}", std::process::id()),
+        concurrency: args.concurrency,
+        claim_batch: args.concurrency,
+        lease: Duration::from_secs(30),
+        heartbeat: Duration::from_secs(10),
+        poll_interval: Duration::from_millis(200),
+        shutdown_grace: Duration::from_secs(5),
+        max_attempt_time: Duration::from_secs(60),
+    }
+}
+
+fn kinds(handler: Arc<dyn Handler>) -> HashMap<String, KindRuntime> {
+    HashMap::from([(
+        KIND.to_string(),
+        KindRuntime {
+            policy: Default::default(),
+            timeout: Duration::from_secs(60),
+            handler: Some(handler),
+        },
+    )])
+}
+
+fn open(path: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    let _ = std::fs::remove_file(path);
+    Ok(Arc::new(
+        SqliteStore::open(path).with_context(|| format!("open {}", path.display()))?,
+    ))
+}
+
+fn batch(user: usize, n: usize) -> NewJobs {
+    NewJobs {
+        kind: KIND.into(),
+        user_id: format!("user-{user}"),
+        payloads: vec![json!({"bench": true}); n],
+        priority: 0,
+        run_at: None,
+        max_retries: 5,
+        cost: 0,
+        idempotency_key: None,
+        as_batch: true,
+        now: chrono::Utc::now(),
+    }
+}
+
+struct Running {
+    engine: Engine,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start(store: Arc<dyn Store>, handler: Arc<dyn Handler>, args: &BenchArgs) -> Running {
+    let engine = Engine::new(store, settings(args), kinds(handler));
+    let stop = CancellationToken::new();
+    let (e, s) = (engine.clone(), stop.clone());
+    let task = tokio::spawn(async move { e.run(s, true).await });
+    Running { engine, stop, task }
+}
+
+impl Running {
+    fn done(&self) -> u64 {
+        EngineCounters::get(&self.engine.counters().succeeded)
+    }
+
+    async fn until_done(&self, n: u64) {
+        while self.done() < n {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+async fn engine_throughput(path: &Path, args: &BenchArgs) -> anyhow::Result<(f64, f64)> {
+    let store = open(path)?;
+    let running = start(store.clone(), Arc::new(NoopHandler), args);
+    let started = Instant::now();
+    let per_batch = 200usize;
+    let batches = args.jobs.div_ceil(per_batch as u64) as usize;
+    // Two producers, ten users, batches of 200: the shape of an application under load.
+    let mut producers = Vec::new();
+    for p in 0..2 {
+        let store = store.clone();
+        let engine = running.engine.clone();
+        producers.push(tokio::spawn(async move {
+            for b in (p..batches).step_by(2) {
+                store.enqueue(batch(b % 10, per_batch)).await?;
+                engine.wake().work();
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for p in producers {
+        p.await??;
+    }
+    let enqueue_secs = started.elapsed().as_secs_f64();
+    let total = (batches * per_batch) as u64;
+    running.until_done(total).await;
+    let processed_secs = started.elapsed().as_secs_f64();
+    running.stop().await;
+    Ok((total as f64 / enqueue_secs, total as f64 / processed_secs))
+}
+
+/// Reports when each attempt starts.
+struct StartProbe(mpsc::UnboundedSender<Instant>);
+
+#[async_trait]
+impl Handler for StartProbe {
+    async fn run(&self, _attempt: Attempt) -> Result<Value, Failure> {
+        let _ = self.0.send(Instant::now());
+        Ok(json!({}))
+    }
+}
+
+async fn idle_latency(path: &Path, args: &BenchArgs) -> anyhow::Result<(f64, f64)> {
+    let store = open(path)?;
+    let (tx, mut starts) = mpsc::unbounded_channel();
+    let running = start(store.clone(), Arc::new(StartProbe(tx)), args);
+    let mut hist = Histogram::<u64>::new(3)?;
+    for _ in 0..args.latency_samples {
+        let t0 = Instant::now();
+        store.enqueue(batch(0, 1)).await?;
+        running.engine.wake().work();
+        let started = starts.recv().await.context("the engine stopped")?;
+        hist.record(started.duration_since(t0).as_micros() as u64)?;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    running.stop().await;
+    Ok((
+        hist.value_at_quantile(0.50) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+    ))
+}
+
+async fn deep_queue(
+    path: &Path,
+    behind: u64,
+    measured: u64,
+    args: &BenchArgs,
+) -> anyhow::Result<f64> {
+    let store = open(path)?;
+    let total = behind + measured;
+    let mut queued = 0u64;
+    let mut user = 0;
+    while queued < total {
+        let n = (total - queued).min(200) as usize;
+        store.enqueue(batch(user % 100, n)).await?;
+        queued += n as u64;
+        user += 1;
+    }
+    let running = start(store, Arc::new(NoopHandler), args);
+    let started = Instant::now();
+    running.until_done(measured).await;
+    let secs = started.elapsed().as_secs_f64();
+    running.stop().await;
+    Ok(measured as f64 / secs)
+}
+
+async fn http(path: &Path, args: &BenchArgs) -> anyhow::Result<(f64, f64, f64)> {
+    let store = open(path)?;
+    let running = start(store, Arc::new(NoopHandler), args);
+    let mut config = Config::default();
+    let token = "bench-admin-token-0123456789".to_string();
+    config.auth.admin_tokens = vec![token.clone()];
+    config.providers = vec![genq_config::demo_provider()];
+    let mut kind = genq_config::demo_kinds().remove(0);
+    kind.name = KIND.into();
+    config.kinds = vec![kind];
+    let state = Arc::new(AppState::new(
+        running.engine.clone(),
+        Arc::new(config),
+        Arc::new(SystemClock),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, genq_api::router(state)).await });
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/v1/batches");
+    let items: Vec<Value> = (0..200)
+        .map(|i| json!({"item": i, "prompt": "a product card"}))
+        .collect();
+    let submit = |user: usize| {
+        client
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&json!({"kind": KIND, "user_id": format!("user-{user}"), "items": items}))
+            .send()
+    };
+
+    // Latency of one batch request at a time.
+    let mut hist = Histogram::<u64>::new(3)?;
+    let requests = 50;
+    for i in 0..requests {
+        let t0 = Instant::now();
+        let resp = submit(i % 10).await?;
+        anyhow::ensure!(
+            resp.status().as_u16() == 201,
+            "batch submit answered {}",
+            resp.status()
+        );
+        resp.bytes().await?;
+        hist.record(t0.elapsed().as_micros() as u64)?;
+    }
+    running.until_done((requests * 200) as u64).await;
+
+    // Throughput through the API: four clients submitting batches.
+    let before = running.done();
+    let started = Instant::now();
+    let batches = (args.jobs / 200).max(1) as usize;
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (client, url, token, items) =
+            (client.clone(), url.clone(), token.clone(), items.clone());
+        clients.push(tokio::spawn(async move {
+            for b in (c..batches).step_by(4) {
+                let resp = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"kind": KIND, "user_id": format!("user-{}", b % 10), "items": items}))
+                    .send()
+                    .await?;
+                anyhow::ensure!(resp.status().as_u16() == 201, "batch submit answered {}", resp.status());
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for c in clients {
+        c.await??;
+    }
+    running.until_done(before + (batches * 200) as u64).await;
+    let rate = (batches * 200) as f64 / started.elapsed().as_secs_f64();
+    server.abort();
+    running.stop().await;
+    Ok((
+        hist.value_at_quantile(0.50) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        rate,
+    ))
+}
+
+/// Start `genq serve` (this binary) with the zero-config setup, let it settle, read its RSS.
+async fn idle_rss(dir: &Path) -> anyhow::Result<f64> {
+    use tokio::io::AsyncBufReadExt;
+    let db = dir.join("rss.db");
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .env("GENQ_DATABASE", format!("sqlite://{}", db.display()))
+        .env("GENQ_LISTEN", "127.0.0.1:0")
+        .env_remove("GENQ_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    while let Some(line) = lines.next_line().await? {
+        if line.starts_with("genq listening") {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = child.id().context("serve exited")?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS")?;
+    child.kill().await?;
+    Ok(kb / 1024.0)
+}

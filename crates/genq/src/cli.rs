@@ -1,0 +1,176 @@
+//! The command line (SPEC §10). Every verb has `--help`; errors say what to do.
+
+use crate::{bench, client, serve};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "genq", version, about = "A durable, fair job queue for AI generation", long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "GENQ_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Clone)]
+pub struct ConfigArgs {
+    /// The TOML config file; without it genq runs the zero-config demo setup.
+    #[arg(long, short, env = "GENQ_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+pub struct ClientArgs {
+    /// The genq server's base URL.
+    #[arg(long, env = "GENQ_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API token. Default: the admin token a zero-config `genq serve` stored in ./genq.admin-token.
+    #[arg(long, env = "GENQ_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the API and the workers in one process.
+    Serve(ConfigArgs),
+    /// Run workers only (no API), against the same database as `serve`.
+    Worker(ConfigArgs),
+    /// Apply database migrations and exit.
+    Migrate(ConfigArgs),
+    /// Enqueue one job.
+    Enqueue(EnqueueArgs),
+    /// Submit and follow batches.
+    #[command(subcommand)]
+    Batch(BatchCommand),
+    /// List, show, cancel and retry jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Show job counts per state and kind.
+    Stats(ClientArgs),
+    /// Measure throughput and latency on this machine.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args)]
+pub struct EnqueueArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The job's kind, e.g. card.generate.
+    #[arg(long)]
+    pub kind: String,
+    /// The end user who owns the job.
+    #[arg(long)]
+    pub user: String,
+    /// The payload, a JSON object.
+    #[arg(long, default_value = "{}")]
+    pub payload: String,
+    #[arg(long)]
+    pub priority: Option<i32>,
+    /// Run no earlier than this many milliseconds from now.
+    #[arg(long)]
+    pub delay_ms: Option<u64>,
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum BatchCommand {
+    /// Submit a JSONL file, one payload object per line, as batches of up to 200 items.
+    Submit(BatchSubmitArgs),
+}
+
+#[derive(Args)]
+pub struct BatchSubmitArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// JSONL: one payload object per line.
+    pub file: PathBuf,
+    #[arg(long)]
+    pub kind: String,
+    #[arg(long)]
+    pub user: String,
+    /// Run each item this many times (1 to 5).
+    #[arg(long, default_value_t = 1)]
+    pub copies: u32,
+    /// Items per batch request.
+    #[arg(long, default_value_t = 200)]
+    pub chunk: usize,
+    /// Wait until every job has finished, with a progress bar.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first.
+    List(JobsListArgs),
+    /// Show one job.
+    Show(JobIdArgs),
+    /// Cancel a job (refunds its cost).
+    Cancel(JobIdArgs),
+    /// Re-queue a failed or canceled job (admin).
+    Retry(JobIdArgs),
+}
+
+#[derive(Args)]
+pub struct JobsListArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub state: Option<String>,
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub batch: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// The next_cursor printed by the previous page.
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Print the raw JSON page.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct JobIdArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    pub id: String,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(a) => serve::serve(a.config.as_deref(), true, true).await,
+        Command::Worker(a) => serve::serve(a.config.as_deref(), false, true).await,
+        Command::Migrate(a) => serve::migrate(a.config.as_deref()).await,
+        Command::Enqueue(a) => client::enqueue(a).await,
+        Command::Batch(BatchCommand::Submit(a)) => client::batch_submit(a).await,
+        Command::Jobs(JobsCommand::List(a)) => client::jobs_list(a).await,
+        Command::Jobs(JobsCommand::Show(a)) => client::job_action(a, client::JobAction::Show).await,
+        Command::Jobs(JobsCommand::Cancel(a)) => {
+            client::job_action(a, client::JobAction::Cancel).await
+        }
+        Command::Jobs(JobsCommand::Retry(a)) => {
+            client::job_action(a, client::JobAction::Retry).await
+        }
+        Command::Stats(a) => client::stats(a).await,
+        Command::Bench(a) => bench::run(a).await,
+    }
+}
