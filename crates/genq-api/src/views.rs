@@ -68,12 +68,21 @@ impl<'a> Visibility<'a> {
     }
 }
 
+/// What a user sees while a failed attempt waits for its retry: the class messages speak of
+/// the final outcome ("your credits have been refunded"), which has not happened yet.
+pub const RETRYING_MESSAGE: &str = "The generation hit a problem and will be retried automatically.";
+
 impl JobView {
     pub fn new(job: Job, v: Visibility<'_>) -> JobView {
+        let retrying = job.state.is_unfinished();
         JobView {
             error: job.error.map(|e| ErrorView {
                 class: e.class.as_str().into(),
-                message: v.messages.get(e.class).into(),
+                message: if retrying {
+                    RETRYING_MESSAGE.into()
+                } else {
+                    v.messages.get(e.class).into()
+                },
                 detail: v.show_detail.then_some(e.detail),
             }),
             id: job.id,

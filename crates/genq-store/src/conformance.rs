@@ -331,6 +331,7 @@ pub async fn finish_is_fenced_by_lease(store: DynStore) {
     assert_eq!(again, vec![false]);
     let done = store.job(&jobs[0].id).await.unwrap();
     assert_eq!(done.state, JobState::Succeeded);
+    assert!(done.error.is_none());
     assert_eq!(done.result, Some(json!({"ok": true})));
     assert_eq!(done.finished_at, Some(now));
     assert!(done.lease.is_none());
@@ -364,6 +365,7 @@ pub async fn retry_waits_and_counts(store: DynStore) {
     assert_eq!(store.stage_due(run_at, 10).await.unwrap().staged, 1);
     let again = store.claim(claim_req(5, run_at)).await.unwrap();
     assert_eq!(again[0].attempt, 2);
+    assert_eq!(again[0].error, Some(error(ErrorClass::Temporary)), "the last failure stays visible while running");
     let wait = Outcome::Retry {
         run_at: run_at + Duration::seconds(30),
         error: Some(error(ErrorClass::RateLimited)),
@@ -376,6 +378,13 @@ pub async fn retry_waits_and_counts(store: DynStore) {
         .unwrap();
     let waiting = store.job(&job.id).await.unwrap();
     assert_eq!((waiting.retries_used, waiting.rate_limit_waits), (1, 1));
+    let later = run_at + Duration::seconds(30);
+    store.stage_due(later, 10).await.unwrap();
+    let third = store.claim(claim_req(5, later)).await.unwrap();
+    store.finish(vec![finish(&third[0], success(), later)]).await.unwrap();
+    let done = store.job(&job.id).await.unwrap();
+    assert_eq!((done.state, done.attempt), (JobState::Succeeded, 3));
+    assert!(done.error.is_none(), "a success clears the last failure");
 }
 
 pub async fn due_retry_is_claimable_at_once(store: DynStore) {

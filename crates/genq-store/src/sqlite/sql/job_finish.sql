@@ -3,8 +3,9 @@
 UPDATE jobs
 SET state = :state,
     result = :result,
-    error_class = coalesce(:error_class, error_class),
-    error_detail = coalesce(:error_detail, error_detail),
+    -- A success clears the last failure; a release (no error given) keeps it.
+    error_class = CASE WHEN :state = 'succeeded' THEN NULL ELSE coalesce(:error_class, error_class) END,
+    error_detail = CASE WHEN :state = 'succeeded' THEN NULL ELSE coalesce(:error_detail, error_detail) END,
     run_at = coalesce(:run_at, run_at),
     fair_tag = :fair_tag,
     retries_used = retries_used + :uses_retry,
