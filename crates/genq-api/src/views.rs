@@ -70,7 +70,8 @@ impl<'a> Visibility<'a> {
 
 /// What a user sees while a failed attempt waits for its retry: the class messages speak of
 /// the final outcome ("your credits have been refunded"), which has not happened yet.
-pub const RETRYING_MESSAGE: &str = "The generation hit a problem and will be retried automatically.";
+pub const RETRYING_MESSAGE: &str =
+    "The generation hit a problem and will be retried automatically.";
 
 impl JobView {
     pub fn new(job: Job, v: Visibility<'_>) -> JobView {

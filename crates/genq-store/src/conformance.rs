@@ -365,7 +365,11 @@ pub async fn retry_waits_and_counts(store: DynStore) {
     assert_eq!(store.stage_due(run_at, 10).await.unwrap().staged, 1);
     let again = store.claim(claim_req(5, run_at)).await.unwrap();
     assert_eq!(again[0].attempt, 2);
-    assert_eq!(again[0].error, Some(error(ErrorClass::Temporary)), "the last failure stays visible while running");
+    assert_eq!(
+        again[0].error,
+        Some(error(ErrorClass::Temporary)),
+        "the last failure stays visible while running"
+    );
     let wait = Outcome::Retry {
         run_at: run_at + Duration::seconds(30),
         error: Some(error(ErrorClass::RateLimited)),
@@ -381,7 +385,10 @@ pub async fn retry_waits_and_counts(store: DynStore) {
     let later = run_at + Duration::seconds(30);
     store.stage_due(later, 10).await.unwrap();
     let third = store.claim(claim_req(5, later)).await.unwrap();
-    store.finish(vec![finish(&third[0], success(), later)]).await.unwrap();
+    store
+        .finish(vec![finish(&third[0], success(), later)])
+        .await
+        .unwrap();
     let done = store.job(&job.id).await.unwrap();
     assert_eq!((done.state, done.attempt), (JobState::Succeeded, 3));
     assert!(done.error.is_none(), "a success clears the last failure");

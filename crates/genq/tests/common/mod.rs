@@ -1,0 +1,281 @@
+//! Test servers: genq's real router and engine on a loopback port with a fresh SQLite file
+//! (in process), or the real `genq` binary as a child process (for signals and crashes).
+
+#![allow(dead_code)]
+
+use genq_api::AppState;
+use genq_config::{Config, Mode};
+use genq_core::SystemClock;
+use genq_engine::{Engine, EngineSettings};
+use genq_store::{SqliteStore, Store};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN: &str = "admin-token-0123456789abcdef";
+pub const APP: &str = "app-token-0123456789abcdef";
+pub const WORKER: &str = "worker-token-0123456789abcdef";
+
+pub const CONFIG: &str = r#"
+[auth]
+admin_tokens = ["admin-token-0123456789abcdef"]
+app_tokens = ["app-token-0123456789abcdef"]
+worker_tokens = ["worker-token-0123456789abcdef"]
+
+[worker]
+concurrency = 8
+poll_interval = "50ms"
+lease = "2s"
+heartbeat = "200ms"
+
+[api]
+max_body_bytes = 65536
+max_claim_wait = "5s"
+
+[[providers]]
+name = "demo"
+type = "demo"
+latency = "20ms"
+
+[[kinds]]
+name = "card.generate"
+provider = "demo"
+cost = 1
+
+[[kinds]]
+name = "fast.retry"
+provider = "demo"
+retry_delays = ["50ms"]
+max_retries = 2
+
+[[kinds]]
+name = "report.weekly"
+external = true
+retry_delays = ["50ms"]
+"#;
+
+pub fn config(extra: &str) -> Config {
+    Config::from_toml(
+        "test.toml",
+        &format!("{CONFIG}\n{extra}"),
+        &Default::default(),
+    )
+    .expect("test config")
+}
+
+pub struct TestServer {
+    pub url: String,
+    pub engine: Engine,
+    pub store: Arc<dyn Store>,
+    pub http: reqwest::Client,
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        Self::start_with(config, true).await
+    }
+
+    /// `workers = false`: the API and maintenance only, so tests can see jobs wait.
+    pub async fn start_with(mut config: Config, workers: bool) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        config.database = format!("sqlite://{}", dir.path().join("genq.db").display());
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path().join("genq.db")).unwrap());
+        let kinds = Engine::kinds_from_config(&config).unwrap();
+        let engine = Engine::new(store.clone(), EngineSettings::from_config(&config), kinds);
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let (e, s) = (engine.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move { e.run(s, workers).await }));
+        let state = Arc::new(AppState::new(
+            engine.clone(),
+            Arc::new(config),
+            Arc::new(SystemClock),
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let s = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            axum::serve(listener, genq_api::router(state))
+                .with_graceful_shutdown(async move { s.cancelled().await })
+                .await
+                .unwrap();
+        }));
+        TestServer {
+            url,
+            engine,
+            store,
+            http: reqwest::Client::new(),
+            stop,
+            tasks,
+            dir,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, json)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(ADMIN), Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(ADMIN), None).await
+    }
+
+    /// Poll a job until `done(job)`, bounded.
+    pub async fn until(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..500 {
+            let (status, job) = self.get(&format!("/v1/jobs/{id}")).await;
+            assert_eq!(status, 200, "{job}");
+            if done(&job) {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "job {id} did not get there: {}",
+            self.get(&format!("/v1/jobs/{id}")).await.1
+        );
+    }
+
+    pub async fn until_state(&self, id: &str, state: &str) -> Value {
+        self.until(id, |j| j["state"] == state).await
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+    }
+}
+
+/// The error shape of SPEC §6, with this code.
+pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status.as_u16(), want_status, "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+/// `genq` itself, as a child process.
+pub struct Process {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+pub fn genq_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_genq"))
+}
+
+impl Process {
+    /// Start `genq serve --config <dir>/genq.toml` and wait until it listens.
+    pub fn serve(dir: &Path) -> Process {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(genq_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(dir.join("genq.toml"))
+            .current_dir(dir)
+            .env("GENQ_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start genq serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("genq serve exited before listening")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("genq listening on ") {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Process { child, url }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait for exit, bounded; returns whether it exited cleanly.
+    pub fn wait(mut self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("genq did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn client_call(
+    url: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(ADMIN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+pub fn set_mode(config: &mut Config, mode: Mode) {
+    config.mode = mode;
+}
