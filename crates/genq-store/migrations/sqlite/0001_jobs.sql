@@ -58,6 +58,8 @@ CREATE TABLE jobs (
     CHECK ((attempt = 0) = (started_at IS NULL))
 );
 
+-- Hot queries name their index (INDEXED BY): with no statistics the planner may otherwise pick
+-- jobs_state_kind and scan every queued job.
 -- The claim: per kind, highest priority, then the fair tag, then acceptance order.
 CREATE INDEX jobs_claimable ON jobs (kind, priority DESC, fair_tag, id)
     WHERE fair_tag IS NOT NULL;

@@ -57,3 +57,23 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::rows::JOB_COLUMNS;
+
+    #[test]
+    fn job_columns_match_the_schema() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        super::apply(&mut conn).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name FROM pragma_table_info('jobs') ORDER BY cid")
+            .unwrap();
+        let names: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(names, JOB_COLUMNS);
+    }
+}

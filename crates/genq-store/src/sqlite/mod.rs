@@ -234,31 +234,53 @@ fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
     let job_key = if req.as_batch {
         None
     } else {
-        req.idempotency_key.as_deref()
+        req.idempotency_key.clone()
     };
+    let job_key = job_key.as_deref();
     let mut insert = conn.prepare_cached(sql!("job_insert")).map_err(db_error)?;
     let mut jobs = Vec::with_capacity(req.payloads.len());
-    for (i, payload) in req.payloads.iter().enumerate() {
-        let job = insert
-            .query_row(
-                named_params! {
-                    ":id": ids::new_id(),
-                    ":kind": req.kind,
-                    ":user_id": req.user_id,
-                    ":batch_id": batch_id,
-                    ":priority": req.priority,
-                    ":max_retries": req.max_retries,
-                    ":payload": payload.to_string(),
-                    ":cost": req.cost,
-                    ":idempotency_key": job_key,
-                    ":run_at": run_at,
-                    ":now": now,
-                    ":fair_tag": first_tag.map(|t| t + i as i64),
-                },
-                rows::job,
-            )
+    for (i, payload) in req.payloads.into_iter().enumerate() {
+        let id = ids::new_id();
+        insert
+            .execute(named_params! {
+                ":id": id,
+                ":kind": req.kind,
+                ":user_id": req.user_id,
+                ":batch_id": batch_id,
+                ":priority": req.priority,
+                ":max_retries": req.max_retries,
+                ":payload": payload.to_string(),
+                ":cost": req.cost,
+                ":idempotency_key": job_key,
+                ":run_at": run_at,
+                ":now": now,
+                ":fair_tag": first_tag.map(|t| t + i as i64),
+            })
             .map_err(db_error)?;
-        jobs.push(job);
+        // Built here rather than read back: the insert's values are all known.
+        jobs.push(Job {
+            id,
+            kind: req.kind.clone(),
+            user_id: req.user_id.clone(),
+            batch_id: batch_id.clone(),
+            state: JobState::Queued,
+            priority: req.priority,
+            attempt: 0,
+            max_retries: req.max_retries,
+            retries_used: 0,
+            rate_limit_waits: 0,
+            payload,
+            result: None,
+            error: None,
+            cost: req.cost,
+            idempotency_key: job_key.map(str::to_string),
+            run_at: from_micros(run_at),
+            created_at: req.now,
+            started_at: None,
+            finished_at: None,
+            updated_at: req.now,
+            lease: None,
+        });
     }
     let batch = batch_id
         .as_deref()
@@ -292,22 +314,28 @@ fn claim(conn: &Connection, req: ClaimRequest) -> Result<Vec<Job>> {
     let Some(max_tag) = candidates.iter().map(|c| c.1).max() else {
         return Ok(Vec::new());
     };
-    let mut update = conn.prepare_cached(sql!("job_claim")).map_err(db_error)?;
-    let now = micros(req.now);
-    let lease_until = micros(req.lease_until);
-    let mut claimed = Vec::with_capacity(candidates.len());
-    for (_, _, id) in candidates {
-        let job = update
-            .query_row(
+    let order: std::collections::HashMap<&str, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.2.as_str(), i))
+        .collect();
+    let ids = serde_json::to_string(&candidates.iter().map(|c| &c.2).collect::<Vec<_>>())
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    let mut claimed = conn
+        .prepare_cached(sql!("job_claim"))
+        .and_then(|mut s| {
+            s.query_map(
                 named_params! {
-                    ":id": id, ":token": ids::new_lease_token(), ":node_id": req.node_id,
-                    ":worker_id": req.worker_id, ":lease_until": lease_until, ":now": now,
+                    ":ids": ids, ":nonce": ids::new_lease_token(), ":node_id": req.node_id,
+                    ":worker_id": req.worker_id, ":lease_until": micros(req.lease_until),
+                    ":now": micros(req.now),
                 },
                 rows::job,
-            )
-            .map_err(db_error)?;
-        claimed.push(job);
-    }
+            )?
+            .collect::<rusqlite::Result<Vec<Job>>>()
+        })
+        .map_err(db_error)?;
+    claimed.sort_by_key(|job| order.get(job.id.as_str()).copied());
     conn.prepare_cached(sql!("fair_clock_advance"))
         .and_then(|mut s| s.execute(named_params! {":tag": max_tag}))
         .map_err(db_error)?;

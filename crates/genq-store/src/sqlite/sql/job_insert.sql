@@ -2,4 +2,3 @@ INSERT INTO jobs (id, kind, user_id, batch_id, state, priority, max_retries, pay
                   idempotency_key, run_at, created_at, updated_at, fair_tag)
 VALUES (:id, :kind, :user_id, :batch_id, 'queued', :priority, :max_retries, :payload, :cost,
         :idempotency_key, :run_at, :now, :now, :fair_tag)
-RETURNING *

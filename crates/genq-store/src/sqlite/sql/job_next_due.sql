@@ -1,1 +1,1 @@
-SELECT min(run_at) FROM jobs WHERE fair_tag IS NULL AND state IN ('queued', 'retrying')
+SELECT min(run_at) FROM jobs INDEXED BY jobs_due WHERE fair_tag IS NULL AND state IN ('queued', 'retrying')

@@ -1,1 +1,1 @@
-SELECT min(run_at) FROM jobs WHERE fair_tag IS NOT NULL
+SELECT min(run_at) FROM jobs INDEXED BY jobs_claimable WHERE fair_tag IS NOT NULL
