@@ -1,0 +1,262 @@
+//! The real `genq` binary as a child process: SIGKILL mid-run and restart, SIGTERM with jobs
+//! running. Nothing may be lost, left `running`, or succeed twice.
+
+mod common;
+
+use common::*;
+use genq_core::JobState;
+use genq_store::{JobFilter, SqliteStore, Store};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn write_config(dir: &Path, latency: &str, extra_worker: &str) {
+    let text = format!(
+        r#"
+listen = "127.0.0.1:0"
+database = "sqlite://{db}"
+[auth]
+admin_tokens = ["{ADMIN}"]
+[worker]
+concurrency = 25
+lease = "30s"
+heartbeat = "5s"
+poll_interval = "100ms"
+{extra_worker}
+[[providers]]
+name = "demo"
+type = "demo"
+latency = "{latency}"
+completions_log = "{log}"
+[[kinds]]
+name = "card.generate"
+provider = "demo"
+"#,
+        db = dir.join("genq.db").display(),
+        log = dir.join("completions.log").display(),
+    );
+    std::fs::write(dir.join("genq.toml"), text).unwrap();
+}
+
+async fn stats(url: &str) -> Value {
+    let (status, s) = client_call(url, Method::GET, "/v1/stats", None).await;
+    assert_eq!(status, 200, "{s}");
+    s
+}
+
+async fn until(url: &str, limit: Duration, what: &str, done: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let s = stats(url).await;
+        if done(&s) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn n(stats: &Value, state: &str) -> u64 {
+    stats["jobs"][state].as_u64().unwrap()
+}
+
+async fn submit(url: &str, count: usize) -> Vec<String> {
+    let items: Vec<Value> = (0..count).map(|i| json!({"n": i})).collect();
+    let (status, out) = client_call(
+        url,
+        Method::POST,
+        "/v1/batches",
+        Some(json!({"kind": "card.generate", "user_id": "u1", "items": items})),
+    )
+    .await;
+    assert_eq!(status, 201, "{out}");
+    out["job_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn all_jobs(dir: &Path) -> Vec<genq_core::Job> {
+    let store = SqliteStore::open(dir.join("genq.db")).unwrap();
+    store
+        .jobs(&JobFilter::default(), None, 10_000)
+        .await
+        .unwrap()
+        .jobs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_run_loses_nothing_and_never_repeats_a_success() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "300ms", "");
+    let first = Process::serve(dir.path());
+    let ids = submit(&first.url, 200).await;
+    until(&first.url, Duration::from_secs(30), "40 successes", |s| {
+        n(s, "succeeded") >= 40
+    })
+    .await;
+    first.signal("KILL");
+    assert!(
+        !first.wait(Duration::from_secs(10)),
+        "SIGKILL is not a clean exit"
+    );
+
+    let at_kill = all_jobs(dir.path()).await;
+    let running = at_kill
+        .iter()
+        .filter(|j| j.state == JobState::Running)
+        .count();
+    let succeeded = at_kill
+        .iter()
+        .filter(|j| j.state == JobState::Succeeded)
+        .count();
+    assert!(
+        running > 0 && succeeded < 200,
+        "killed mid-run: {running} running, {succeeded} succeeded"
+    );
+
+    // The restart takes back its own leases at once: recovery must not wait for the 30s lease.
+    let restarted_at = Instant::now();
+    let second = Process::serve(dir.path());
+    until(
+        &second.url,
+        Duration::from_secs(25),
+        "all 200 to succeed",
+        |s| n(s, "succeeded") == 200,
+    )
+    .await;
+    assert!(restarted_at.elapsed() < Duration::from_secs(30));
+    second.signal("TERM");
+    assert!(second.wait(Duration::from_secs(20)));
+
+    let jobs = all_jobs(dir.path()).await;
+    assert_eq!(jobs.len(), 200, "no job lost, none invented");
+    let final_attempt: HashMap<String, u32> =
+        jobs.iter().map(|j| (j.id.clone(), j.attempt)).collect();
+    assert_eq!(
+        final_attempt.keys().cloned().collect::<HashSet<_>>(),
+        ids.iter().cloned().collect()
+    );
+    assert!(jobs.iter().all(|j| j.state == JobState::Succeeded));
+
+    // The demo provider's own record of every successful completion.
+    let log = std::fs::read_to_string(dir.path().join("completions.log")).unwrap();
+    let mut seen = HashSet::new();
+    let mut per_job: HashMap<String, Vec<u32>> = HashMap::new();
+    for line in log.lines() {
+        let (id, attempt) = line.split_once(' ').unwrap();
+        let attempt: u32 = attempt.parse().unwrap();
+        assert!(
+            seen.insert((id.to_string(), attempt)),
+            "attempt {attempt} of {id} completed twice"
+        );
+        per_job.entry(id.to_string()).or_default().push(attempt);
+    }
+    for (id, attempt) in &final_attempt {
+        let done = per_job
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} succeeded without a completion"));
+        assert!(
+            done.contains(attempt),
+            "{id}: its successful attempt {attempt} is not in the log"
+        );
+        assert!(
+            done.iter().all(|a| a <= attempt),
+            "{id} ran again after it succeeded: {done:?}"
+        );
+    }
+    // At most the attempts in flight at the kill could have completed unrecorded.
+    let repeats: usize = per_job.values().map(|v| v.len() - 1).sum();
+    assert!(
+        repeats <= 25,
+        "{repeats} repeated completions; at most concurrency = 25 were in flight"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_running_attempts_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "300ms", "shutdown_grace = \"20s\"");
+    let server = Process::serve(dir.path());
+    submit(&server.url, 60).await;
+    until(
+        &server.url,
+        Duration::from_secs(20),
+        "attempts running",
+        |s| n(s, "running") > 0,
+    )
+    .await;
+    server.signal("TERM");
+    assert!(
+        server.wait(Duration::from_secs(25)),
+        "a clean exit after SIGTERM"
+    );
+    let jobs = all_jobs(dir.path()).await;
+    assert!(
+        jobs.iter().all(|j| j.state != JobState::Running),
+        "nothing left running"
+    );
+    let done = jobs
+        .iter()
+        .filter(|j| j.state == JobState::Succeeded)
+        .count();
+    assert!(
+        done > 0 && done < 60,
+        "stopped claiming, finished what ran: {done}"
+    );
+    assert!(
+        jobs.iter().all(|j| j.retries_used == 0),
+        "a graceful stop costs no retry"
+    );
+
+    let again = Process::serve(dir.path());
+    until(
+        &again.url,
+        Duration::from_secs(20),
+        "all 60 to succeed",
+        |s| n(s, "succeeded") == 60,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_back_attempts_that_outlive_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "60s", "shutdown_grace = \"200ms\"");
+    let server = Process::serve(dir.path());
+    let ids = submit(&server.url, 5).await;
+    until(&server.url, Duration::from_secs(20), "5 running", |s| {
+        n(s, "running") == 5
+    })
+    .await;
+    server.signal("TERM");
+    assert!(
+        server.wait(Duration::from_secs(10)),
+        "exits after the grace period, not after the 60s attempts"
+    );
+    let jobs = all_jobs(dir.path()).await;
+    for job in &jobs {
+        assert_eq!(job.state, JobState::Retrying, "handed back: {job:?}");
+        assert!(job.lease.is_none());
+        assert_eq!((job.attempt, job.retries_used), (1, 0));
+        assert!(job.run_at <= chrono::Utc::now(), "claimable at once");
+    }
+    assert_eq!(jobs.len(), ids.len());
+    // Another process (here: the same one, restarted with a quick provider) takes them at once.
+    write_config(dir.path(), "10ms", "");
+    let again = Process::serve(dir.path());
+    until(
+        &again.url,
+        Duration::from_secs(20),
+        "all 5 to succeed",
+        |s| n(s, "succeeded") == 5,
+    )
+    .await;
+}
