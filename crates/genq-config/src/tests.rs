@@ -116,3 +116,18 @@ fn errors_name_the_key() {
         assert!(e.to_string().starts_with("genq.toml: "), "{e}");
     }
 }
+
+#[test]
+fn the_example_config_loads() {
+    let text = include_str!("../../../examples/genq.toml");
+    let c = load_env(
+        text,
+        &[
+            ("GENQ_ADMIN_TOKEN", "0123456789abcdef0123"),
+            ("GENQ_APP_TOKEN", "0123456789abcdef0124"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.mode, Mode::Production);
+    assert!(c.kind("report.weekly").unwrap().external);
+}
