@@ -81,6 +81,8 @@ impl EngineSettings {
 /// Counters of what this process's engine did; read by `genq bench` and metrics.
 #[derive(Debug, Default)]
 pub struct EngineCounters {
+    /// Claim calls that returned at least one job.
+    pub claims: AtomicU64,
     pub claimed: AtomicU64,
     pub succeeded: AtomicU64,
     pub retried: AtomicU64,

@@ -265,9 +265,9 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             idle(&shared, &shutdown).await;
             continue;
         }
-        shared
-            .counters
-            .claimed
+        let c = &shared.counters;
+        c.claims.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        c.claimed
             .fetch_add(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         permits.truncate(jobs.len());
         for (job, permit) in jobs.into_iter().zip(permits) {

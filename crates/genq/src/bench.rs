@@ -39,6 +39,9 @@ pub struct BenchArgs {
     /// Worker slots.
     #[arg(long, default_value_t = 64)]
     pub concurrency: u32,
+    /// Repetitions of the end-to-end engine run; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
     /// Samples for the idle latency.
     #[arg(long, default_value_t = 500)]
     pub latency_samples: u32,
@@ -77,7 +80,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
 
     if args.deep > 0 {
-        let measured = 20_000;
+        let measured = 50_000;
         let shallow = deep_queue(&dir.join("shallow.db"), 1_000, measured, &args).await?;
         let deep = deep_queue(&dir.join("deep.db"), args.deep, measured, &args).await?;
         println!("engine  processed with      1,000 queued behind       {shallow:>10.0} jobs/s");
@@ -103,6 +106,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn group(n: u64) -> String {
