@@ -135,7 +135,9 @@ async fn bad_input_is_a_4xx_with_the_error_shape() {
     let long = "x".repeat(300);
     let items =
         |n: usize| json!({"kind": "card.generate", "user_id": "u1", "items": vec![json!({}); n]});
-    let cases: Vec<(&str, Method, String, Option<Value>, u16, &str)> = vec![
+    // (what, method, path, body, status, code)
+    type Case<'a> = (&'a str, Method, String, Option<Value>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "wrong type",
             Method::POST,
