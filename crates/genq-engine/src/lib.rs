@@ -78,6 +78,33 @@ impl EngineSettings {
     }
 }
 
+/// Most processes that may share one base node id (one host and database).
+const NODE_SLOTS: u32 = 64;
+
+/// The node id this process runs as: `<base>#<n>` for the first `n` no live process holds.
+/// A process that restarts after a crash gets its old slot back (the kernel released its lock)
+/// and with it takes back its old leases at once, while a second process on the same host and
+/// database gets a slot of its own and never touches the first one's leases.
+pub async fn acquire_node_id(
+    store: &dyn Store,
+    base: &str,
+) -> Result<(String, genq_store::NodeLock), SetupError> {
+    for slot in 1..=NODE_SLOTS {
+        let node_id = format!("{base}#{slot}");
+        let lock = store.lock_node(&node_id).await.map_err(|e| SetupError {
+            key: "worker.node_id".into(),
+            message: e.to_string(),
+        })?;
+        if let Some(lock) = lock {
+            return Ok((node_id, lock));
+        }
+    }
+    Err(SetupError {
+        key: "worker.node_id".into(),
+        message: format!("all {NODE_SLOTS} node slots of {base:?} are held by running processes"),
+    })
+}
+
 /// Counters of what this process's engine did; read by `genq bench` and metrics.
 #[derive(Debug, Default)]
 pub struct EngineCounters {

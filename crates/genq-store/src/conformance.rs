@@ -25,7 +25,7 @@ macro_rules! conformance_tests {
             cancel_from_every_state, admin_retry_requeues_with_a_fresh_budget,
             rescuer_fence_loses_to_a_heartbeat, running_jobs_by_node,
             pages_never_repeat_or_skip_while_jobs_arrive, list_filters, stats_count_states,
-            concurrent_claimers_never_share_a_job);
+            concurrent_claimers_never_share_a_job, a_node_id_is_held_by_one_process);
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -726,4 +726,13 @@ pub async fn concurrent_claimers_never_share_a_job(store: DynStore) {
     }
     let unique: HashSet<_> = all.iter().collect();
     assert_eq!((all.len(), unique.len()), (200, 200));
+}
+
+pub async fn a_node_id_is_held_by_one_process(store: DynStore) {
+    let held = store.lock_node("host:db:serve#1").await.unwrap();
+    assert!(held.is_some());
+    assert!(store.lock_node("host:db:serve#1").await.unwrap().is_none());
+    assert!(store.lock_node("host:db:serve#2").await.unwrap().is_some());
+    drop(held);
+    assert!(store.lock_node("host:db:serve#1").await.unwrap().is_some());
 }

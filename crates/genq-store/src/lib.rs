@@ -37,6 +37,21 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Holds a node id for this process; released when dropped (or when the process dies).
+pub struct NodeLock(#[allow(dead_code)] Box<dyn std::any::Any + Send + Sync>);
+
+impl NodeLock {
+    pub fn new(guard: impl std::any::Any + Send + Sync) -> NodeLock {
+        NodeLock(Box::new(guard))
+    }
+}
+
+impl std::fmt::Debug for NodeLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeLock")
+    }
+}
+
 /// Jobs to enqueue in one transaction: one job, or a batch (all or nothing).
 #[derive(Debug, Clone)]
 pub struct NewJobs {
@@ -167,6 +182,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Answer whether the database is reachable (`/readyz`).
     async fn ping(&self) -> Result<()>;
+
+    /// Hold `node_id` for as long as the returned guard lives, if no other live process holds
+    /// it; `None` if one does. A process takes back the leases of its node id at start, so two
+    /// live processes must never share one.
+    async fn lock_node(&self, node_id: &str) -> Result<Option<NodeLock>>;
 
     /// Insert jobs (and their batch) in one transaction, or replay an idempotent request.
     async fn enqueue(&self, jobs: NewJobs) -> Result<Enqueued>;

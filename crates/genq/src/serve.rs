@@ -121,13 +121,11 @@ fn shutdown_signal() -> CancellationToken {
     token
 }
 
-pub fn build_engine(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Engine> {
+fn build_engine(config: &Config, store: Arc<dyn Store>, node_id: String) -> anyhow::Result<Engine> {
     let kinds = Engine::kinds_from_config(config)?;
-    Ok(Engine::new(
-        store,
-        EngineSettings::from_config(config),
-        kinds,
-    ))
+    let mut settings = EngineSettings::from_config(config);
+    settings.node_id = node_id;
+    Ok(Engine::new(store, settings, kinds))
 }
 
 pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyhow::Result<()> {
@@ -138,7 +136,9 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
         None
     };
     let store = open_store(&config)?;
-    let engine = build_engine(&config, store)?;
+    let (node_id, _node_lock) =
+        genq_engine::acquire_node_id(store.as_ref(), &config.node_id()).await?;
+    let engine = build_engine(&config, store, node_id)?;
     let shutdown = shutdown_signal();
     let engine_task = {
         let engine = engine.clone();
@@ -158,8 +158,9 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
         ));
         let app = genq_api::router(state);
         println!(
-            "genq listening on http://{addr} (database {})",
-            config.database
+            "genq listening on http://{addr} (database {}, node {})",
+            config.database,
+            engine.shared().settings.node_id
         );
         if let Some((token, path)) = generated {
             println!("admin token: {token}");
@@ -174,7 +175,10 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
             .await
             .context("the HTTP server failed")?;
     } else {
-        tracing::info!(node_id = %engine.shared().settings.node_id, "genq worker running");
+        println!(
+            "genq worker running as node {}",
+            engine.shared().settings.node_id
+        );
     }
     engine_task.await.context("the engine failed")?;
     tracing::info!("stopped");

@@ -260,3 +260,35 @@ async fn sigterm_hands_back_attempts_that_outlive_the_grace_period() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_sharing_a_database_never_take_each_others_leases() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "200ms", "");
+    let server = Process::serve(dir.path());
+    let (worker, node) = Process::worker(dir.path());
+    assert!(
+        node.ends_with("#2"),
+        "the worker got a node slot of its own: {node}"
+    );
+    submit(&server.url, 100).await;
+    until(&server.url, Duration::from_secs(20), "some running", |s| {
+        n(s, "running") > 0
+    })
+    .await;
+    // A crashed worker restarts into its own slot and takes back only its own leases.
+    worker.signal("KILL");
+    assert!(!worker.wait(Duration::from_secs(10)));
+    let (again, node_again) = Process::worker(dir.path());
+    assert_eq!(node_again, node);
+    until(&server.url, Duration::from_secs(30), "all 100", |s| {
+        n(s, "succeeded") == 100
+    })
+    .await;
+    let log = std::fs::read_to_string(dir.path().join("completions.log")).unwrap();
+    let mut seen = HashSet::new();
+    for line in log.lines() {
+        assert!(seen.insert(line.to_string()), "{line} completed twice");
+    }
+    drop(again);
+}

@@ -14,8 +14,8 @@ mod rows;
 mod writer;
 
 use crate::{
-    ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, Outcome, Page, Result, Staged,
-    Stats, Store, StoreError,
+    ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome, Page, Result,
+    Staged, Stats, Store, StoreError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -79,6 +79,19 @@ impl SqliteStore {
     {
         self.readers.read(f).await
     }
+}
+
+/// `<database>-node-<hash>.lock`: one small file per node id that has run on this database.
+fn node_lock_path(db: &Path, node_id: &str) -> PathBuf {
+    // FNV-1a: stable across builds and platforms, unlike the std hasher.
+    let hash = node_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    let name = db
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "genq.db".into());
+    db.with_file_name(format!("{name}-node-{hash:016x}.lock"))
 }
 
 fn configure(conn: &Connection, read_only: bool) -> rusqlite::Result<()> {
@@ -554,6 +567,36 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_error))
             .await
+    }
+
+    /// An OS file lock beside the database: released by the kernel when the process dies, so a
+    /// crashed process never blocks its own restart.
+    async fn lock_node(&self, node_id: &str) -> Result<Option<NodeLock>> {
+        let path = node_lock_path(&self.path, node_id);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot open the node lock {}: {e}",
+                    path.display()
+                ))
+            })?;
+        match file.try_lock() {
+            Ok(()) => {
+                use std::io::Write;
+                let _ = file.set_len(0);
+                let _ = (&file).write_all(format!("{node_id}\n").as_bytes());
+                Ok(Some(NodeLock::new(file)))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Unavailable(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
+        }
     }
 
     async fn enqueue(&self, jobs: NewJobs) -> Result<Enqueued> {

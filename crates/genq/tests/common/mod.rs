@@ -227,6 +227,36 @@ impl Process {
         Process { child, url }
     }
 
+    /// Start `genq worker --config <dir>/genq.toml`; returns it with the node id it printed.
+    pub fn worker(dir: &Path) -> (Process, String) {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(genq_bin())
+            .arg("worker")
+            .arg("--config")
+            .arg(dir.join("genq.toml"))
+            .current_dir(dir)
+            .env("GENQ_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start genq worker");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let line = lines.next().expect("genq worker printed nothing").unwrap();
+        let node = line
+            .strip_prefix("genq worker running as node ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_string();
+        std::thread::spawn(move || for _ in lines {});
+        (
+            Process {
+                child,
+                url: String::new(),
+            },
+            node,
+        )
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")
             .arg(format!("-{signal}"))
