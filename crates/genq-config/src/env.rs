@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 const TOP_LEVEL: [&str; 3] = ["mode", "listen", "database"];
-const SECTIONS: [&str; 5] = ["auth", "worker", "users", "quota", "api"];
+const SECTIONS: [&str; 6] = ["auth", "worker", "users", "quota", "api", "sqlite"];
 
 pub(crate) fn apply_overrides(
     table: &mut toml::Table,

@@ -44,6 +44,7 @@ pub struct Config {
     pub retention: Retention,
     pub messages: BTreeMap<ErrorClass, String>,
     pub api: Api,
+    pub sqlite: Sqlite,
     pub providers: Vec<Provider>,
     pub kinds: Vec<Kind>,
 }
@@ -116,6 +117,22 @@ pub struct Api {
     /// Longest `wait_ms` an external worker's claim may long-poll.
     #[serde(with = "humantime_serde")]
     pub max_claim_wait: Duration,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sqlite {
+    /// `"full"`: every acknowledged write survives a power cut. `"normal"`: survives a process
+    /// crash; a power cut may lose the last commits; faster.
+    pub synchronous: SqliteSynchronous,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    #[default]
+    Full,
+    Normal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -195,6 +212,7 @@ impl Default for Config {
             retention: Retention::default(),
             messages: BTreeMap::new(),
             api: Api::default(),
+            sqlite: Sqlite::default(),
             providers: Vec::new(),
             kinds: Vec::new(),
         }
@@ -363,8 +381,18 @@ impl Config {
                 format!("must be between 1 and 1000, got {}", w.claim_batch),
             );
         }
-        if w.lease < Duration::from_secs(1) {
-            return fail("worker.lease", "must be at least 1s".into());
+        let hour = Duration::from_secs(3600);
+        if w.lease < Duration::from_secs(1) || w.lease > 24 * hour {
+            return fail("worker.lease", "must be between 1s and 24h".into());
+        }
+        if w.shutdown_grace > hour {
+            return fail("worker.shutdown_grace", "must be at most 1h".into());
+        }
+        if w.poll_interval > hour {
+            return fail("worker.poll_interval", "must be at most 1h".into());
+        }
+        if self.api.max_claim_wait > Duration::from_secs(600) {
+            return fail("api.max_claim_wait", "must be at most 10m".into());
         }
         if w.heartbeat.is_zero() || w.heartbeat * 2 > w.lease {
             return fail(
@@ -489,19 +517,26 @@ impl Config {
             if k.cost < 0 {
                 return fail(&key("cost"), "must not be negative".into());
             }
-            if k.timeout.is_some_and(|t| t.is_zero()) {
-                return fail(&key("timeout"), "must be more than 0".into());
+            if k.timeout.is_some_and(|t| t.is_zero() || t > 24 * hour) {
+                return fail(
+                    &key("timeout"),
+                    "must be more than 0 and at most 24h".into(),
+                );
             }
             if k.max_retries.is_some_and(|n| n > 100) {
                 return fail(&key("max_retries"), "must be at most 100".into());
             }
             if let Some(delays) = &k.retry_delays {
                 for (j, d) in delays.iter().enumerate() {
-                    if let Err(e) = humantime::parse_duration(d) {
-                        return fail(
-                            &format!("kinds[{i}].retry_delays[{j}]"),
-                            format!("{d:?}: {e}"),
-                        );
+                    let problem = match humantime::parse_duration(d) {
+                        Err(e) => Some(format!("{d:?}: {e}")),
+                        Ok(delay) if delay > 30 * 24 * hour => {
+                            Some(format!("{d:?} is longer than 30 days"))
+                        }
+                        Ok(_) => None,
+                    };
+                    if let Some(problem) = problem {
+                        return fail(&format!("kinds[{i}].retry_delays[{j}]"), problem);
                     }
                 }
             }

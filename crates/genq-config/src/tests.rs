@@ -73,6 +73,7 @@ fn environment_overrides_win() {
             ("GENQ_WORKER_CONCURRENCY", "7"),
             ("GENQ_DATABASE", "sqlite:///tmp/x.db"),
             ("GENQ_USERS_DEFAULT_PLAN", "basic"),
+            ("GENQ_SQLITE_SYNCHRONOUS", "normal"),
             ("GENQ_ADMIN_TOKEN", "not an override"),
         ],
     )
@@ -80,6 +81,7 @@ fn environment_overrides_win() {
     assert_eq!(c.worker.concurrency, 7);
     assert_eq!(c.database(), Database::Sqlite("/tmp/x.db".into()));
     assert_eq!(c.users.default_plan, "basic");
+    assert_eq!(c.sqlite.synchronous, SqliteSynchronous::Normal);
 }
 
 #[test]
@@ -108,6 +110,11 @@ fn errors_name_the_key() {
             "auth.admin_tokens[0]",
         ),
         ("mode = \"staging\"\n", "mode"),
+        ("[worker]\nlease = \"1000y\"\n", "worker.lease"),
+        (
+            "[[providers]]\nname = \"demo\"\ntype = \"demo\"\n[[kinds]]\nname = \"a\"\nprovider = \"demo\"\nretry_delays = [\"100y\"]\n",
+            "kinds[0].retry_delays[0]",
+        ),
         ("this is not toml", "line 1"),
     ];
     for (text, key) in cases {

@@ -181,7 +181,7 @@ fn outcome_of(next: Next, failure: &Failure, now: DateTime<Utc>) -> Outcome {
             uses_retry,
             rate_limit_wait,
         } => Outcome::Retry {
-            run_at: now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
+            run_at: now + delay_until(delay),
             error: Some(error),
             uses_retry,
             rate_limit_wait,
@@ -189,6 +189,15 @@ fn outcome_of(next: Next, failure: &Failure, now: DateTime<Utc>) -> Outcome {
         Next::Fail => Outcome::Failed { error },
         Next::Cancel => Outcome::Canceled { error },
     }
+}
+
+/// Longest wait before a retry, whatever a provider's Retry-After or a kind's schedule says.
+const MAX_RETRY_DELAY: chrono::Duration = chrono::Duration::days(30);
+
+fn delay_until(delay: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(delay)
+        .unwrap_or(MAX_RETRY_DELAY)
+        .min(MAX_RETRY_DELAY)
 }
 
 /// A released attempt: retried at once, keeping the job's last error and its retry budget.
@@ -199,7 +208,7 @@ fn released(now: DateTime<Utc>) -> Outcome {
             uses_retry,
             rate_limit_wait,
         } => Outcome::Retry {
-            run_at: now + chrono::Duration::from_std(delay).unwrap_or_default(),
+            run_at: now + delay_until(delay),
             error: None,
             uses_retry,
             rate_limit_wait,

@@ -17,7 +17,7 @@ use genq_core::{Batch, Job, JobError, JobState};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, Synchronous};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

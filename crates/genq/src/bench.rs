@@ -16,7 +16,7 @@ use genq_config::Config;
 use genq_core::{Failure, SystemClock};
 use genq_engine::handler::NoopHandler;
 use genq_engine::{Attempt, Engine, EngineCounters, EngineSettings, Handler, KindRuntime};
-use genq_store::{NewJobs, SqliteStore, Store};
+use genq_store::{NewJobs, SqliteStore, Store, Synchronous};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -67,18 +67,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
-    let mut runs = Vec::new();
-    for run in 0..args.runs.max(1) {
-        runs.push(engine_throughput(&dir.join(format!("throughput-{run}.db")), &args).await?);
+    for synchronous in [Synchronous::Full, Synchronous::Normal] {
+        let mut runs = Vec::new();
+        for run in 0..args.runs.max(1) {
+            let path = dir.join(format!("throughput-{synchronous:?}-{run}.db"));
+            runs.push(engine_throughput(&path, synchronous, &args).await?);
+        }
+        let all: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.1)).collect();
+        let enqueue_rate = median(runs.iter().map(|r| r.0).collect());
+        let processed_rate = median(runs.iter().map(|r| r.1).collect());
+        let mode = format!("{synchronous:?}").to_lowercase();
+        println!(
+            "engine  enqueue, synchronous={mode:<6} (batches of 200)   {enqueue_rate:>10.0} jobs/s"
+        );
+        println!(
+            "engine  processed end to end, synchronous={mode:<6}   {processed_rate:>10.0} jobs/s   target >= 10000 (median of {})",
+            all.join(", ")
+        );
     }
-    let all: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.1)).collect();
-    let enqueue_rate = median(runs.iter().map(|r| r.0).collect());
-    let processed_rate = median(runs.iter().map(|r| r.1).collect());
-    println!("engine  enqueue (batches of 200, workers running)  {enqueue_rate:>10.0} jobs/s");
-    println!(
-        "engine  processed end to end (claim+complete)       {processed_rate:>10.0} jobs/s   target >= 10000 (median of {})",
-        all.join(", ")
-    );
 
     let (p50, p99) = idle_latency(&dir.join("latency.db"), &args).await?;
     println!(
@@ -156,10 +162,14 @@ fn kinds(handler: Arc<dyn Handler>) -> HashMap<String, KindRuntime> {
 }
 
 fn open(path: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    open_with(path, Synchronous::Full)
+}
+
+fn open_with(path: &Path, synchronous: Synchronous) -> anyhow::Result<Arc<dyn Store>> {
     let _ = std::fs::remove_file(path);
-    Ok(Arc::new(
-        SqliteStore::open(path).with_context(|| format!("open {}", path.display()))?,
-    ))
+    let store = SqliteStore::open_with(path, synchronous)
+        .with_context(|| format!("open {}", path.display()))?;
+    Ok(Arc::new(store))
 }
 
 fn batch(user: usize, n: usize) -> NewJobs {
@@ -208,8 +218,12 @@ impl Running {
     }
 }
 
-async fn engine_throughput(path: &Path, args: &BenchArgs) -> anyhow::Result<(f64, f64)> {
-    let store = open(path)?;
+async fn engine_throughput(
+    path: &Path,
+    synchronous: Synchronous,
+    args: &BenchArgs,
+) -> anyhow::Result<(f64, f64)> {
+    let store = open_with(path, synchronous)?;
     let running = start(store.clone(), Arc::new(NoopHandler), args);
     let started = Instant::now();
     let per_batch = 200usize;

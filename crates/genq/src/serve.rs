@@ -4,10 +4,10 @@
 use crate::cli::{Global, LogFormat};
 use anyhow::{Context, bail};
 use genq_api::AppState;
-use genq_config::{Config, Database};
+use genq_config::{Config, Database, SqliteSynchronous};
 use genq_core::SystemClock;
 use genq_engine::{Engine, EngineSettings};
-use genq_store::{SqliteStore, Store};
+use genq_store::{SqliteStore, Store, Synchronous};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,7 +33,11 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match config.database() {
         Database::Sqlite(path) => {
-            let store = SqliteStore::open(&path)
+            let synchronous = match config.sqlite.synchronous {
+                SqliteSynchronous::Full => Synchronous::Full,
+                SqliteSynchronous::Normal => Synchronous::Normal,
+            };
+            let store = SqliteStore::open_with(&path, synchronous)
                 .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
             Ok(Arc::new(store))
         }

@@ -743,7 +743,7 @@ async fn external_workers_claim_heartbeat_complete_and_fail() {
         .await;
     assert_error(status, &body, 400, "invalid_request");
     let (status, retrying) = s.call(Method::POST, &format!("/v1/jobs/{id}/fail"), Some(WORKER),
-        Some(json!({"lease_token": token, "class": "temporary", "message": "upstream 503", "detail": "body"}))).await;
+        Some(json!({"lease_token": token, "class": "temporary", "message": "upstream 503", "detail": "body", "retry_after_ms": 0}))).await;
     assert_eq!(status, 200, "{retrying}");
     assert_eq!(retrying["state"], "retrying");
     assert_eq!(retrying["error"]["detail"], "upstream 503: body");
@@ -760,6 +760,36 @@ async fn external_workers_claim_heartbeat_complete_and_fail() {
         )
         .await;
     assert_eq!(failed["state"], "failed");
+
+    // A Retry-After far in the future is capped, not an overflow.
+    s.post(
+        "/v1/jobs",
+        json!({"kind": "report.weekly", "user_id": "system", "payload": {}}),
+    )
+    .await;
+    let (_, claimed) = claim(1000).await;
+    let job = &claimed["jobs"][0];
+    let (id, token) = (
+        job["id"].as_str().unwrap(),
+        job["lease_token"].as_str().unwrap(),
+    );
+    let (status, waiting) = s
+        .call(
+            Method::POST,
+            &format!("/v1/jobs/{id}/fail"),
+            Some(WORKER),
+            Some(
+                json!({"lease_token": token, "class": "rate_limited", "retry_after_ms": u64::MAX}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{waiting}");
+    assert_eq!(waiting["state"], "retrying");
+    let run_at = chrono::DateTime::parse_from_rfc3339(waiting["run_at"].as_str().unwrap()).unwrap();
+    assert!(
+        run_at < chrono::Utc::now() + chrono::Duration::days(2),
+        "{run_at}"
+    );
     s.shutdown().await;
 }
 

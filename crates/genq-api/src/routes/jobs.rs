@@ -80,10 +80,10 @@ impl Admission<'_> {
                     .map_err(|e| ApiError::invalid(format!("run_at is not RFC 3339: {e}")))?
                     .with_timezone(&Utc),
             ),
-            (None, Some(ms)) => Some(
-                now + chrono::Duration::milliseconds(ms.min(i64::MAX as u64) as i64)
-                    .min(MAX_DELAY + chrono::Duration::days(1)),
-            ),
+            (None, Some(ms)) => {
+                let max = MAX_DELAY.num_milliseconds() as u64 + 1;
+                Some(now + chrono::Duration::milliseconds(ms.min(max) as i64))
+            }
             (None, None) => None,
         };
         if run_at.is_some_and(|t| t > now + MAX_DELAY) {

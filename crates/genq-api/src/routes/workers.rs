@@ -21,6 +21,8 @@ use utoipa::ToSchema;
 
 /// Most jobs in one claim.
 const MAX_CLAIM: u32 = 100;
+/// Longest Retry-After an external worker may ask for: a day.
+const MAX_RETRY_AFTER_MS: u64 = 24 * 3600 * 1000;
 /// Longest detail kept from an external worker.
 const MAX_DETAIL: usize = 4096;
 
@@ -243,8 +245,10 @@ pub async fn fail(
         .collect::<Vec<_>>()
         .join(": ");
     truncate(&mut detail, MAX_DETAIL);
-    let failure = Failure::new(class, detail)
-        .with_retry_after(body.retry_after_ms.map(Duration::from_millis));
+    let failure = Failure::new(class, detail).with_retry_after(
+        body.retry_after_ms
+            .map(|ms| Duration::from_millis(ms.min(MAX_RETRY_AFTER_MS))),
+    );
     let finish = finish_failed(
         state.engine.shared(),
         &job,

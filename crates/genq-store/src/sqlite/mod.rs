@@ -43,11 +43,21 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Open (creating if needed) the database at `path` and apply migrations.
+    /// Open (creating if needed) the database at `path` and apply migrations, with
+    /// `synchronous = FULL`.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        Self::open_with(path, Synchronous::Full)
+    }
+
+    pub fn open_with(path: impl AsRef<Path>, synchronous: Synchronous) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let mut conn = Connection::open(&path).map_err(db_error)?;
         configure(&conn, false).map_err(db_error)?;
+        conn.execute_batch(match synchronous {
+            Synchronous::Full => "PRAGMA synchronous = FULL;",
+            Synchronous::Normal => "PRAGMA synchronous = NORMAL;",
+        })
+        .map_err(db_error)?;
         migrate::apply(&mut conn)?;
         let readers = (0..READERS)
             .map(|_| {
@@ -94,17 +104,26 @@ fn node_lock_path(db: &Path, node_id: &str) -> PathBuf {
     db.with_file_name(format!("{name}-node-{hash:016x}.lock"))
 }
 
+/// When a commit reaches the disk (SQLite's `synchronous`, in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Every commit is fsynced before genq acknowledges it: an accepted job survives a power
+    /// cut. Group commit shares each fsync among the writes that arrived together.
+    #[default]
+    Full,
+    /// Commits reach the OS at once and the disk at the next checkpoint: a process crash
+    /// (SIGKILL) loses nothing, a power cut or kernel crash may lose the last commits. Faster.
+    Normal,
+}
+
 fn configure(conn: &Connection, read_only: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     if read_only {
         conn.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -2000;")
     } else {
-        // WAL: readers never block the writer. synchronous = FULL: a commit genq has
-        // acknowledged survives a power cut, not only a crash; group commit keeps the cost of
-        // the extra fsync per transaction, not per job.
+        // WAL: readers never block the writer. `synchronous` is set by `open_with`.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = ON;
              PRAGMA cache_size = -16000;
              PRAGMA temp_store = MEMORY;",
@@ -306,7 +325,9 @@ fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
     })
 }
 
-fn claim(conn: &Connection, req: ClaimRequest) -> Result<Vec<Job>> {
+fn claim(conn: &Connection, mut req: ClaimRequest) -> Result<Vec<Job>> {
+    req.kinds.sort();
+    req.kinds.dedup();
     // The best `max` of each kind, merged: the best `max` overall are among them.
     let mut candidates: Vec<(i32, i64, String)> = Vec::new();
     let mut by_kind = conn
