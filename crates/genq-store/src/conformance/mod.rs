@@ -3,6 +3,10 @@
 //! A backend's test crate invokes [`conformance_tests!`] with an async expression that makes a
 //! fresh, empty store; the macro expands to one `#[tokio::test]` per test below.
 
+mod histories;
+
+pub use histories::{Op, op, run_history};
+
 use crate::{ClaimRequest, Finish, JobFilter, LeaseRef, NewJobs, Outcome, Store, StoreError};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use genq_core::{ErrorClass, Job, JobError, JobState};
@@ -28,6 +32,20 @@ macro_rules! conformance_tests {
             concurrent_claimers_never_share_a_job, a_node_id_is_held_by_one_process);
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
+        proptest::proptest! {
+            #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+            /// Random histories of every operation follow the state machine (SPEC §3).
+            #[test]
+            fn random_histories_follow_the_state_machine(
+                ops in proptest::collection::vec($crate::conformance::op(), 1..80)
+            ) {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let store: $crate::conformance::DynStore = $make;
+                    $crate::conformance::run_history(store, ops).await;
+                });
+            }
+        }
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
