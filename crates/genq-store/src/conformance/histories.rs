@@ -81,11 +81,11 @@ struct Model {
 
 const LEASE: i64 = 30;
 
-fn pick<'a>(
-    jobs: &'a BTreeMap<String, Model>,
+fn pick(
+    jobs: &BTreeMap<String, Model>,
     n: u8,
     want: impl Fn(&Model) -> bool,
-) -> Option<(&'a String, &'a Model)> {
+) -> Option<(&String, &Model)> {
     let candidates: Vec<_> = jobs.iter().filter(|(_, m)| want(m)).collect();
     (!candidates.is_empty()).then(|| candidates[n as usize % candidates.len()])
 }
