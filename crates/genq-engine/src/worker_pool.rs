@@ -162,32 +162,37 @@ pub fn finish_failed(
         &shared.policy(&job.kind),
         &mut rand::rngs::StdRng::from_os_rng(),
     );
+    let error = JobError {
+        class: failure.class,
+        detail: failure.detail.clone(),
+    };
     Finish {
         lease: lease_of(job),
-        outcome: outcome_of(next, failure, now),
+        outcome: outcome_of(next, Some(error), now),
         only_if_expired_before,
         now,
     }
 }
 
-fn outcome_of(next: Next, failure: &Failure, now: DateTime<Utc>) -> Outcome {
-    let error = JobError {
-        class: failure.class,
-        detail: failure.detail.clone(),
-    };
-    match next {
-        Next::Retry {
-            delay,
-            uses_retry,
-            rate_limit_wait,
-        } => Outcome::Retry {
+/// The store's transition for a decision; `error: None` keeps the job's last error.
+fn outcome_of(next: Next, error: Option<JobError>, now: DateTime<Utc>) -> Outcome {
+    match (next, error) {
+        (
+            Next::Retry {
+                delay,
+                uses_retry,
+                rate_limit_wait,
+            },
+            error,
+        ) => Outcome::Retry {
             run_at: now + delay_until(delay),
-            error: Some(error),
+            error,
             uses_retry,
             rate_limit_wait,
         },
-        Next::Fail => Outcome::Failed { error },
-        Next::Cancel => Outcome::Canceled { error },
+        (Next::Fail, Some(error)) => Outcome::Failed { error },
+        (Next::Cancel, Some(error)) => Outcome::Canceled { error },
+        (Next::Fail | Next::Cancel, None) => unreachable!("a final failure always says why"),
     }
 }
 
@@ -198,23 +203,6 @@ fn delay_until(delay: Duration) -> chrono::Duration {
     chrono::Duration::from_std(delay)
         .unwrap_or(MAX_RETRY_DELAY)
         .min(MAX_RETRY_DELAY)
-}
-
-/// A released attempt: retried at once, keeping the job's last error and its retry budget.
-fn released(now: DateTime<Utc>) -> Outcome {
-    match machine::after_release() {
-        Next::Retry {
-            delay,
-            uses_retry,
-            rate_limit_wait,
-        } => Outcome::Retry {
-            run_at: now + delay_until(delay),
-            error: None,
-            uses_retry,
-            rate_limit_wait,
-        },
-        Next::Fail | Next::Cancel => unreachable!("a release is always retried"),
-    }
 }
 
 pub(crate) fn lease_of(job: &Job) -> LeaseRef {
@@ -383,7 +371,8 @@ async fn complete(shared: Arc<Shared>, mut inbox: mpsc::UnboundedReceiver<Report
                 }
                 Ended::Released => Finish {
                     lease: lease_of(&report.job),
-                    outcome: released(now),
+                    // Retried at once, keeping the last error and the retry budget.
+                    outcome: outcome_of(machine::after_release(), None, now),
                     only_if_expired_before: None,
                     now,
                 },

@@ -198,11 +198,12 @@ pub fn genq_bin() -> PathBuf {
 }
 
 impl Process {
-    /// Start `genq serve --config <dir>/genq.toml` and wait until it listens.
-    pub fn serve(dir: &Path) -> Process {
+    /// Start `genq <verb> --config <dir>/genq.toml`; wait for its line starting with `prefix`
+    /// and return the rest of that line.
+    fn spawn(verb: &str, dir: &Path, prefix: &str) -> (Process, String) {
         use std::io::BufRead;
         let mut child = std::process::Command::new(genq_bin())
-            .arg("serve")
+            .arg(verb)
             .arg("--config")
             .arg(dir.join("genq.toml"))
             .current_dir(dir)
@@ -210,51 +211,37 @@ impl Process {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()
-            .expect("start genq serve");
+            .unwrap_or_else(|e| panic!("start genq {verb}: {e}"));
         let stdout = child.stdout.take().unwrap();
         let mut lines = std::io::BufReader::new(stdout).lines();
-        let url = loop {
+        let rest = loop {
             let line = lines
                 .next()
-                .expect("genq serve exited before listening")
+                .unwrap_or_else(|| panic!("genq {verb} exited before printing {prefix:?}"))
                 .unwrap();
-            if let Some(rest) = line.strip_prefix("genq listening on ") {
-                break rest.split_whitespace().next().unwrap().to_string();
+            if let Some(rest) = line.strip_prefix(prefix) {
+                break rest.to_string();
             }
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Process { child, url }
+        let process = Process {
+            child,
+            url: String::new(),
+        };
+        (process, rest)
     }
 
-    /// Start `genq worker --config <dir>/genq.toml`; returns it with the node id it printed.
+    /// Start `genq serve` and wait until it listens.
+    pub fn serve(dir: &Path) -> Process {
+        let (mut process, rest) = Self::spawn("serve", dir, "genq listening on ");
+        process.url = rest.split_whitespace().next().unwrap().to_string();
+        process
+    }
+
+    /// Start `genq worker`; returns it with the node id it runs as.
     pub fn worker(dir: &Path) -> (Process, String) {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(genq_bin())
-            .arg("worker")
-            .arg("--config")
-            .arg(dir.join("genq.toml"))
-            .current_dir(dir)
-            .env("GENQ_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("start genq worker");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let line = lines.next().expect("genq worker printed nothing").unwrap();
-        let node = line
-            .strip_prefix("genq worker running as node ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_string();
-        std::thread::spawn(move || for _ in lines {});
-        (
-            Process {
-                child,
-                url: String::new(),
-            },
-            node,
-        )
+        Self::spawn("worker", dir, "genq worker running as node ")
     }
 
     pub fn signal(&self, signal: &str) {
