@@ -424,10 +424,23 @@ impl Config {
                 ),
             );
         }
-        if self.quota.timezone != "UTC" {
+        if self.quota.timezone.parse::<chrono_tz::Tz>().is_err() {
             return fail(
                 "quota.timezone",
-                "only UTC is supported by this version".into(),
+                format!(
+                    "{:?} is not an IANA time zone name such as \"UTC\" or \"Europe/Moscow\"",
+                    self.quota.timezone
+                ),
+            );
+        }
+        if !genq_core::limits::PLANS.contains(&self.users.default_plan.as_str()) {
+            return fail(
+                "users.default_plan",
+                format!(
+                    "{:?} is not a plan; plans: {}",
+                    self.users.default_plan,
+                    genq_core::limits::PLANS.join(", ")
+                ),
             );
         }
         for (list, name) in [
@@ -580,6 +593,46 @@ impl Config {
             };
             format!("{host}:{location}")
         })
+    }
+}
+
+impl Quota {
+    fn tz(&self) -> chrono_tz::Tz {
+        // Validated at load time.
+        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+
+    /// The quota day `now` falls on, e.g. `2026-11-23`: days start at midnight in
+    /// `quota.timezone`.
+    pub fn day(&self, now: chrono::DateTime<chrono::Utc>) -> String {
+        now.with_timezone(&self.tz()).date_naive().to_string()
+    }
+
+    /// When the next quota day starts.
+    pub fn next_day_start(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        use chrono::TimeZone;
+        let tz = self.tz();
+        let tomorrow = now.with_timezone(&tz).date_naive() + chrono::Days::new(1);
+        // Midnight may not exist (a DST jump): take the first instant of the day that does.
+        (0..24 * 60)
+            .find_map(|minute| {
+                let t = tomorrow.and_hms_opt(0, 0, 0)? + chrono::Duration::minutes(minute);
+                tz.from_local_datetime(&t).earliest()
+            })
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or(now + chrono::Duration::days(1))
+    }
+}
+
+impl Users {
+    pub fn defaults(&self) -> genq_core::UserDefaults {
+        genq_core::UserDefaults {
+            plan: self.default_plan.clone(),
+            initial_credits: self.initial_credits,
+        }
     }
 }
 

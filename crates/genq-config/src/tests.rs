@@ -138,3 +138,30 @@ fn the_example_config_loads() {
     assert_eq!(c.mode, Mode::Production);
     assert!(c.kind("report.weekly").unwrap().external);
 }
+
+#[test]
+fn quota_days_start_at_midnight_in_the_configured_zone() {
+    use chrono::TimeZone;
+    let c = load("[quota]\ntimezone = \"Europe/Moscow\"\n").unwrap();
+    // 21:30 UTC is 00:30 the next day in Moscow (UTC+3).
+    let t = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 23, 21, 30, 0)
+        .unwrap();
+    assert_eq!(c.quota.day(t), "2026-11-24");
+    assert_eq!(
+        c.quota.next_day_start(t),
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, 24, 21, 0, 0)
+            .unwrap()
+    );
+    let utc = load("").unwrap();
+    assert_eq!(utc.quota.day(t), "2026-11-23");
+    assert_eq!(
+        utc.quota.next_day_start(t),
+        chrono::Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0).unwrap()
+    );
+    let e = load("[quota]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
+    assert_eq!(e.key, "quota.timezone");
+    let e = load("[users]\ndefault_plan = \"gold\"\n").unwrap_err();
+    assert_eq!(e.key, "users.default_plan");
+}

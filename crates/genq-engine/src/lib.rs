@@ -5,6 +5,7 @@
 //! - [`heartbeat`]: renews the leases of running attempts; a lost lease stops its attempt.
 //! - [`rescuer`]: moves jobs whose lease expired (a dead or hung worker) back to `retrying`.
 //! - [`scheduler`]: makes delayed jobs and retries claimable when their time comes.
+//! - [`limits`]: keeps this process's copy of the runtime limits fresh.
 //! - [`providers`]: what runs an attempt (the in-process `demo` provider today).
 //!
 //! The path of one job: the API enqueues it and calls [`Engine::wake`]; the worker pool claims
@@ -13,13 +14,14 @@
 
 pub mod handler;
 pub mod heartbeat;
+pub mod limits;
 pub mod providers;
 pub mod rescuer;
 pub mod scheduler;
 pub mod worker_pool;
 
 use genq_config::Config;
-use genq_core::{Clock, RetryPolicy, SystemClock};
+use genq_core::{Clock, Limits, RetryPolicy, SystemClock};
 use genq_store::Store;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,8 +60,6 @@ pub struct EngineSettings {
     pub heartbeat: Duration,
     pub poll_interval: Duration,
     pub shutdown_grace: Duration,
-    /// Upper bound on any attempt (`job_processing_timeout_seconds`).
-    pub max_attempt_time: Duration,
 }
 
 impl EngineSettings {
@@ -73,7 +73,6 @@ impl EngineSettings {
             heartbeat: w.heartbeat,
             poll_interval: w.poll_interval,
             shutdown_grace: w.shutdown_grace,
-            max_attempt_time: Duration::from_secs(1800),
         }
     }
 }
@@ -168,6 +167,8 @@ pub struct Shared {
     pub wake: Wake,
     pub counters: EngineCounters,
     pub active: ActiveAttempts,
+    /// The runtime limits, as last read from the database (see `limits`).
+    pub limits: std::sync::RwLock<Limits>,
 }
 
 impl Shared {
@@ -221,6 +222,7 @@ impl Engine {
                 wake: Wake::default(),
                 counters: EngineCounters::default(),
                 active: ActiveAttempts::default(),
+                limits: std::sync::RwLock::new(Limits::default()),
             }),
         }
     }
@@ -228,7 +230,8 @@ impl Engine {
     /// Build kinds from the config, with the config's providers as handlers.
     pub fn kinds_from_config(config: &Config) -> Result<HashMap<String, KindRuntime>, SetupError> {
         let providers = providers::build(config)?;
-        let max = Duration::from_secs(1800);
+        // Attempts are also bounded by `job_processing_timeout_seconds`, read at run time.
+        let max = Duration::from_secs(24 * 3600);
         Ok(config
             .kinds
             .iter()
@@ -270,6 +273,12 @@ impl Engine {
         self.shared.active.lose(job_id);
     }
 
+    /// Limits just changed through this process: apply them now rather than at the next
+    /// refresh (other processes pick them up within `limits::REFRESH`).
+    pub fn limits_changed(&self, limits: Limits) {
+        *self.shared.limits.write().unwrap() = limits;
+    }
+
     /// Run the engine's services until `shutdown` fires; then stop claiming, let running
     /// attempts finish for `shutdown_grace`, hand the rest back, and return.
     ///
@@ -283,6 +292,8 @@ impl Engine {
         }
         services.spawn(rescuer::run(self.shared.clone(), stop_services.clone()));
         services.spawn(scheduler::run(self.shared.clone(), stop_services.clone()));
+        limits::refresh(&self.shared).await;
+        services.spawn(limits::run(self.shared.clone(), stop_services.clone()));
         if run_workers {
             services.spawn(heartbeat::run(self.shared.clone(), stop_services.clone()));
             worker_pool::run(self.shared.clone(), shutdown).await;

@@ -317,10 +317,13 @@ async fn run_attempt(shared: &Shared, job: Job, abort: CancellationToken) -> Rep
             ended: Ended::Done(Err(failure)),
         };
     };
-    let timeout = runtime
-        .map(|k| k.timeout)
-        .unwrap_or(shared.settings.max_attempt_time)
-        .min(shared.settings.max_attempt_time);
+    let limit = shared
+        .limits
+        .read()
+        .unwrap()
+        .get(genq_core::limits::JOB_PROCESSING_TIMEOUT_SECONDS);
+    let max = Duration::from_secs(limit.max(1) as u64);
+    let timeout = runtime.map_or(max, |k| k.timeout.min(max));
     let stop = CancellationToken::new();
     let attempt = Attempt {
         job_id: job.id.clone(),

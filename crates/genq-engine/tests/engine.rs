@@ -44,7 +44,6 @@ fn settings(node: &str) -> EngineSettings {
         heartbeat: Duration::from_millis(100),
         poll_interval: Duration::from_millis(50),
         shutdown_grace: Duration::from_secs(5),
-        max_attempt_time: Duration::from_secs(60),
     }
 }
 
@@ -98,6 +97,11 @@ async fn enqueue(store: &Arc<dyn Store>, kind: &str, payloads: Vec<Value>) -> Ve
             idempotency_key: None,
             as_batch: false,
             now: chrono::Utc::now(),
+            day: chrono::Utc::now().date_naive().to_string(),
+            user_defaults: genq_core::UserDefaults {
+                plan: "enterprise".into(),
+                initial_credits: 0,
+            },
         })
         .await
         .unwrap();

@@ -13,7 +13,7 @@ pub mod conformance;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use genq_core::{Batch, Job, JobError, JobState};
+use genq_core::{Batch, Job, JobError, JobState, LedgerEntry, Limits, User, UserDefaults};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -33,6 +33,35 @@ pub enum StoreError {
     /// A broken invariant: a bug, never the caller's fault.
     #[error("internal store error: {0}")]
     Internal(String),
+    /// A value the store refuses (an unknown limit key, a value out of range).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// An enqueue that does not fit a limit or the balance; nothing was written.
+    #[error("rejected: {0:?}")]
+    Rejected(Rejection),
+}
+
+/// Why an enqueue (or an admin retry) was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    BatchTooLarge {
+        limit: i64,
+        items: i64,
+    },
+    /// Unfinished jobs would exceed `batch_max_queued_per_user`.
+    QueueLimit {
+        limit: i64,
+        current: i64,
+    },
+    /// The plan's daily limit is reached for the quota day.
+    DailyLimit {
+        limit: i64,
+        used: i64,
+    },
+    InsufficientCredits {
+        needed: i64,
+        balance: i64,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -71,6 +100,10 @@ pub struct NewJobs {
     /// Whether to record the jobs as a batch with progress counts.
     pub as_batch: bool,
     pub now: DateTime<Utc>,
+    /// The quota day of `now` in `quota.timezone`, e.g. `2026-11-23`.
+    pub day: String,
+    /// For a user seen for the first time.
+    pub user_defaults: UserDefaults,
 }
 
 #[derive(Debug, Clone)]
@@ -237,4 +270,49 @@ pub trait Store: Send + Sync + 'static {
     async fn batch_job_ids(&self, batch_id: &str) -> Result<Vec<String>>;
 
     async fn stats(&self, now: DateTime<Utc>) -> Result<Stats>;
+
+    /// The limits in force (stored values over defaults).
+    async fn limits(&self) -> Result<Limits>;
+
+    /// Store one limit; `Invalid` for an unknown key or a value out of range.
+    async fn set_limit(&self, key: &str, value: i64, now: DateTime<Utc>) -> Result<Limits>;
+
+    /// A user (created on first use), with its usage on `day`.
+    async fn user(
+        &self,
+        user_id: &str,
+        day: &str,
+        defaults: &UserDefaults,
+        now: DateTime<Utc>,
+    ) -> Result<User>;
+
+    async fn set_plan(
+        &self,
+        user_id: &str,
+        plan: &str,
+        day: &str,
+        defaults: &UserDefaults,
+        now: DateTime<Utc>,
+    ) -> Result<User>;
+
+    /// A `grant` (delta > 0) or `adjust` (delta < 0) entry; `Conflict` if the balance would go
+    /// below zero.
+    async fn add_credits(
+        &self,
+        user_id: &str,
+        delta: i64,
+        reason: &str,
+        day: &str,
+        defaults: &UserDefaults,
+        now: DateTime<Utc>,
+    ) -> Result<User>;
+
+    /// Ledger entries newest first, older than the entry id `before`; with the id to pass for
+    /// the next page.
+    async fn ledger(
+        &self,
+        user_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<LedgerEntry>, Option<i64>)>;
 }

@@ -146,7 +146,6 @@ fn settings(args: &BenchArgs) -> EngineSettings {
         heartbeat: Duration::from_secs(10),
         poll_interval: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(5),
-        max_attempt_time: Duration::from_secs(60),
     }
 }
 
@@ -184,6 +183,11 @@ fn batch(user: usize, n: usize) -> NewJobs {
         idempotency_key: None,
         as_batch: true,
         now: chrono::Utc::now(),
+        day: chrono::Utc::now().date_naive().to_string(),
+        user_defaults: genq_core::UserDefaults {
+            plan: "enterprise".into(),
+            initial_credits: 0,
+        },
     }
 }
 

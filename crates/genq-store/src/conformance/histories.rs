@@ -127,6 +127,8 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
                         idempotency_key: None,
                         as_batch: n > 1,
                         now,
+                        day: now.date_naive().to_string(),
+                        user_defaults: super::rich(),
                     })
                     .await
                     .unwrap();

@@ -29,7 +29,10 @@ macro_rules! conformance_tests {
             cancel_from_every_state, admin_retry_requeues_with_a_fresh_budget,
             rescuer_fence_loses_to_a_heartbeat, running_jobs_by_node,
             pages_never_repeat_or_skip_while_jobs_arrive, list_filters, stats_count_states,
-            concurrent_claimers_never_share_a_job, a_node_id_is_held_by_one_process);
+            concurrent_claimers_never_share_a_job, a_node_id_is_held_by_one_process,
+            users_are_created_on_first_use, limits_are_stored_and_checked,
+            enqueue_checks_every_limit_before_writing, credits_are_debited_and_refunded_once,
+            admin_retry_debits_again, user_max_running_holds_across_claims);
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
         proptest::proptest! {
@@ -72,6 +75,16 @@ fn new_jobs(user: &str, n: usize) -> NewJobs {
         idempotency_key: None,
         as_batch: n > 1,
         now: t0(),
+        day: "2026-01-02".into(),
+        user_defaults: rich(),
+    }
+}
+
+/// A user whose credits and plan never get in the way of tests about jobs.
+pub fn rich() -> genq_core::UserDefaults {
+    genq_core::UserDefaults {
+        plan: "enterprise".into(),
+        initial_credits: 1_000_000,
     }
 }
 
@@ -283,7 +296,8 @@ pub async fn users_take_turns(store: DynStore) {
 }
 
 pub async fn late_user_is_served_within_a_round(store: DynStore) {
-    store.enqueue(new_jobs("a", 300)).await.unwrap();
+    store.enqueue(new_jobs("a", 150)).await.unwrap();
+    store.enqueue(new_jobs("a", 150)).await.unwrap();
     for _ in 0..7 {
         claim(&store, 1).await;
     }
@@ -753,4 +767,289 @@ pub async fn a_node_id_is_held_by_one_process(store: DynStore) {
     assert!(store.lock_node("host:db:serve#2").await.unwrap().is_some());
     drop(held);
     assert!(store.lock_node("host:db:serve#1").await.unwrap().is_some());
+}
+
+fn poor(credits: i64, plan: &str) -> genq_core::UserDefaults {
+    genq_core::UserDefaults {
+        plan: plan.into(),
+        initial_credits: credits,
+    }
+}
+
+async fn user(store: &DynStore, id: &str) -> genq_core::User {
+    store.user(id, "2026-01-02", &rich(), t0()).await.unwrap()
+}
+
+pub async fn users_are_created_on_first_use(store: DynStore) {
+    let u = store
+        .user("new", "2026-01-02", &poor(7, "basic"), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        (u.plan.as_str(), u.credits, u.unfinished, u.used_today),
+        ("basic", 7, 0, 0)
+    );
+    assert_eq!(u.created_at, t0());
+    let (entries, next) = store.ledger("new", None, 10).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        (entries[0].kind, entries[0].amount, entries[0].balance),
+        (genq_core::LedgerKind::Grant, 7, 7)
+    );
+    assert!(next.is_none());
+    // Seen again: the defaults do not apply twice.
+    let again = store
+        .user("new", "2026-01-02", &poor(100, "free"), t0())
+        .await
+        .unwrap();
+    assert_eq!((again.plan.as_str(), again.credits), ("basic", 7));
+    let u = store
+        .set_plan("new", "professional", "2026-01-02", &rich(), t0())
+        .await
+        .unwrap();
+    assert_eq!(u.plan, "professional");
+    let u = store
+        .add_credits("new", -7, "chargeback", "2026-01-02", &rich(), t0())
+        .await
+        .unwrap();
+    assert_eq!(u.credits, 0);
+    assert!(matches!(
+        store
+            .add_credits("new", -1, "too much", "2026-01-02", &rich(), t0())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        user(&store, "new").await.credits,
+        0,
+        "a refused adjustment changes nothing"
+    );
+    let (entries, _) = store.ledger("new", None, 10).await.unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+}
+
+pub async fn limits_are_stored_and_checked(store: DynStore) {
+    let defaults = store.limits().await.unwrap();
+    assert_eq!(defaults, genq_core::Limits::default());
+    let changed = store
+        .set_limit("batch_max_items_per_request", 10, t0())
+        .await
+        .unwrap();
+    assert_eq!(changed.get("batch_max_items_per_request"), 10);
+    assert_eq!(store.limits().await.unwrap(), changed);
+    for (key, value) in [
+        ("nope", 1),
+        ("batch_max_items_per_request", 0),
+        ("user_max_running", -1),
+    ] {
+        assert!(
+            matches!(
+                store.set_limit(key, value, t0()).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{key}={value}"
+        );
+    }
+    assert_eq!(
+        store.limits().await.unwrap(),
+        changed,
+        "a refused change changes nothing"
+    );
+}
+
+pub async fn enqueue_checks_every_limit_before_writing(store: DynStore) {
+    use crate::Rejection;
+    let mut req = new_jobs("u1", 5);
+    req.user_defaults = poor(100, "free");
+    store.enqueue(req.clone()).await.unwrap();
+    // The free plan's 5 a day are used.
+    let mut one = req.clone();
+    one.payloads.truncate(1);
+    one.as_batch = false;
+    assert_eq!(
+        store.enqueue(one.clone()).await.unwrap_err().to_string(),
+        StoreError::Rejected(Rejection::DailyLimit { limit: 5, used: 5 }).to_string()
+    );
+    // The next day is a new day.
+    one.day = "2026-01-03".into();
+    store.enqueue(one.clone()).await.unwrap();
+    // The queue limit counts unfinished jobs.
+    store
+        .set_limit("batch_max_queued_per_user", 6, t0())
+        .await
+        .unwrap();
+    one.day = "2026-01-04".into();
+    assert!(matches!(
+        store.enqueue(one.clone()).await,
+        Err(StoreError::Rejected(Rejection::QueueLimit {
+            limit: 6,
+            current: 6
+        }))
+    ));
+    // Credits: 100 - 6 = 94 left; a batch of 95 at cost 1 does not fit.
+    store
+        .set_limit("batch_max_queued_per_user", 1000, t0())
+        .await
+        .unwrap();
+    store
+        .set_plan("u1", "enterprise", "2026-01-04", &rich(), t0())
+        .await
+        .unwrap();
+    let mut big = req.clone();
+    big.day = "2026-01-04".into();
+    big.payloads = vec![json!({}); 95];
+    assert!(matches!(
+        store.enqueue(big.clone()).await,
+        Err(StoreError::Rejected(Rejection::InsufficientCredits {
+            needed: 95,
+            balance: 94
+        }))
+    ));
+    store
+        .set_limit("batch_max_items_per_request", 50, t0())
+        .await
+        .unwrap();
+    big.payloads.truncate(60);
+    assert!(matches!(
+        store.enqueue(big).await,
+        Err(StoreError::Rejected(Rejection::BatchTooLarge {
+            limit: 50,
+            items: 60
+        }))
+    ));
+    let u = user(&store, "u1").await;
+    assert_eq!(
+        (u.unfinished, u.credits),
+        (6, 94),
+        "rejected requests wrote nothing"
+    );
+    assert_eq!(
+        store
+            .jobs(&JobFilter::default(), None, 200)
+            .await
+            .unwrap()
+            .jobs
+            .len(),
+        6
+    );
+}
+
+pub async fn credits_are_debited_and_refunded_once(store: DynStore) {
+    let mut req = new_jobs("u1", 3);
+    req.user_defaults = poor(10, "enterprise");
+    req.cost = 2;
+    let jobs = store.enqueue(req.clone()).await.unwrap().jobs;
+    assert_eq!(user(&store, "u1").await.credits, 4);
+    // Replaying an idempotent request debits nothing.
+    let mut keyed = new_jobs("u1", 1);
+    keyed.as_batch = false;
+    keyed.cost = 2;
+    keyed.idempotency_key = Some("k".into());
+    store.enqueue(keyed.clone()).await.unwrap();
+    store.enqueue(keyed).await.unwrap();
+    assert_eq!(user(&store, "u1").await.credits, 2);
+    // One fails, one is canceled, one succeeds after a retry: two refunds.
+    let claimed = claim(&store, 3).await;
+    let now = t0() + Duration::seconds(1);
+    store.cancel(&claimed[1].id, now).await.unwrap();
+    store
+        .finish(vec![
+            finish(
+                &claimed[0],
+                Outcome::Failed {
+                    error: error(ErrorClass::UserError),
+                },
+                now,
+            ),
+            finish(&claimed[1], success(), now),
+            finish(
+                &claimed[2],
+                Outcome::Retry {
+                    run_at: now,
+                    error: None,
+                    uses_retry: false,
+                    rate_limit_wait: false,
+                },
+                now,
+            ),
+        ])
+        .await
+        .unwrap();
+    let again = store.claim(claim_req(5, now)).await.unwrap();
+    let retried = again.iter().find(|j| j.id == claimed[2].id).unwrap();
+    store
+        .finish(vec![finish(retried, success(), now)])
+        .await
+        .unwrap();
+    let u = user(&store, "u1").await;
+    assert_eq!(u.credits, 6, "10 - 4*2 + 2 refunds of 2");
+    let (entries, _) = store.ledger("u1", None, 100).await.unwrap();
+    let sum: i64 = entries.iter().map(|e| e.amount).sum();
+    assert_eq!(sum, u.credits, "the balance is the sum of the ledger");
+    let refunds: Vec<_> = entries
+        .iter()
+        .filter(|e| e.kind == genq_core::LedgerKind::Refund)
+        .collect();
+    assert_eq!(refunds.len(), 2);
+    assert_eq!(
+        u.used_today, 2,
+        "failed and canceled jobs do not count toward the day"
+    );
+    // The idempotent job was claimed with the retry and still runs.
+    assert_eq!((u.unfinished, u.running), (1, 1));
+    let _ = jobs;
+}
+
+pub async fn admin_retry_debits_again(store: DynStore) {
+    let mut req = new_jobs("u1", 1);
+    req.as_batch = false;
+    req.user_defaults = poor(1, "enterprise");
+    let id = store.enqueue(req).await.unwrap().jobs[0].id.clone();
+    store.cancel(&id, t0()).await.unwrap();
+    assert_eq!(user(&store, "u1").await.credits, 1);
+    store.retry(&id, t0()).await.unwrap();
+    let u = user(&store, "u1").await;
+    assert_eq!((u.credits, u.unfinished), (0, 1));
+    store.cancel(&id, t0()).await.unwrap();
+    assert_eq!(
+        user(&store, "u1").await.credits,
+        1,
+        "the second series is refunded too"
+    );
+    store
+        .add_credits("u1", -1, "spent", "2026-01-02", &rich(), t0())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.retry(&id, t0()).await,
+        Err(StoreError::Rejected(
+            crate::Rejection::InsufficientCredits {
+                needed: 1,
+                balance: 0
+            }
+        ))
+    ));
+    assert_eq!(store.job(&id).await.unwrap().state, JobState::Canceled);
+}
+
+pub async fn user_max_running_holds_across_claims(store: DynStore) {
+    store.set_limit("user_max_running", 2, t0()).await.unwrap();
+    store.enqueue(new_jobs("a", 10)).await.unwrap();
+    store.enqueue(new_jobs("b", 10)).await.unwrap();
+    let first = claim(&store, 10).await;
+    let count = |jobs: &[Job], u: &str| jobs.iter().filter(|j| j.user_id == u).count();
+    assert_eq!((count(&first, "a"), count(&first, "b")), (2, 2));
+    assert!(
+        claim(&store, 10).await.is_empty(),
+        "both users are at their cap"
+    );
+    let a = first.iter().find(|j| j.user_id == "a").unwrap();
+    store
+        .finish(vec![finish(a, success(), t0())])
+        .await
+        .unwrap();
+    let next = claim(&store, 10).await;
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].user_id, "a");
+    assert_eq!(user(&store, "a").await.running, 2);
 }

@@ -8,18 +8,19 @@
 //! and is therefore served next, so users take turns. Claiming stays an index range scan however
 //! long the queue is.
 
+mod accounts;
 mod migrate;
 mod readers;
 mod rows;
 mod writer;
 
 use crate::{
-    ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome, Page, Result,
-    Staged, Stats, Store, StoreError,
+    ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome, Page,
+    Rejection, Result, Staged, Stats, Store, StoreError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use genq_core::{Batch, Job, JobState, ids};
+use genq_core::{Batch, Job, JobState, LedgerEntry, LedgerKind, Limits, User, UserDefaults, ids};
 use readers::Readers;
 use rows::{db_error, from_micros, micros};
 use rusqlite::{Connection, OptionalExtension, named_params};
@@ -246,6 +247,9 @@ fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
     let run_at = req.run_at.map(micros).unwrap_or(now).max(now);
     let due = run_at <= now;
     let n = req.payloads.len() as i64;
+    let limits = accounts::limits(conn)?;
+    let user = accounts::ensure_user(conn, &req.user_id, &req.user_defaults, req.now)?;
+    accounts::admit(conn, &user, &limits, &req.day, n, req.cost, req.as_batch)?;
     let first_tag = if due {
         Some(reserve_tags(conn, &req.user_id, n).map_err(db_error)?)
     } else {
@@ -287,8 +291,20 @@ fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
                 ":run_at": run_at,
                 ":now": now,
                 ":fair_tag": first_tag.map(|t| t + i as i64),
+                ":day": req.day,
             })
             .map_err(db_error)?;
+        if req.cost > 0 {
+            accounts::ledger_entry(
+                conn,
+                &req.user_id,
+                LedgerKind::Debit,
+                -req.cost,
+                Some((&id, 1)),
+                &format!("{} accepted", req.kind),
+                req.now,
+            )?;
+        }
         // Built here rather than read back: the insert's values are all known.
         jobs.push(Job {
             id,
@@ -314,6 +330,8 @@ fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
             lease: None,
         });
     }
+    accounts::add_counts(conn, &req.user_id, n, 0)?;
+    accounts::add_usage(conn, &req.user_id, &req.day, n)?;
     let batch = batch_id
         .as_deref()
         .map(|id| batch_by_id(conn, id))
@@ -325,35 +343,79 @@ fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
     })
 }
 
+/// A claimable job as the claim index shows it.
+struct Candidate {
+    priority: i32,
+    tag: i64,
+    id: String,
+    user_id: String,
+}
+
 fn claim(conn: &Connection, mut req: ClaimRequest) -> Result<Vec<Job>> {
     req.kinds.sort();
     req.kinds.dedup();
-    // The best `max` of each kind, merged: the best `max` overall are among them.
-    let mut candidates: Vec<(i32, i64, String)> = Vec::new();
+    let cap = accounts::limits(conn)?.get(genq_core::limits::USER_MAX_RUNNING);
+    // With a per-user cap, look further ahead: capped users' jobs are skipped.
+    let look_ahead = if cap > 0 { req.max * 4 } else { req.max };
+    // The best of each kind, merged: the best overall are among them.
+    let mut candidates: Vec<Candidate> = Vec::new();
     let mut by_kind = conn
         .prepare_cached(sql!("job_claimable_by_kind"))
         .map_err(db_error)?;
     for kind in &req.kinds {
         let rows = by_kind
-            .query_map(named_params! {":kind": kind, ":limit": req.max}, |r| {
-                Ok((r.get::<_, i32>(1)?, r.get::<_, i64>(2)?, r.get(0)?))
+            .query_map(named_params! {":kind": kind, ":limit": look_ahead}, |r| {
+                Ok(Candidate {
+                    id: r.get(0)?,
+                    priority: r.get(1)?,
+                    tag: r.get(2)?,
+                    user_id: r.get(3)?,
+                })
             })
             .map_err(db_error)?;
         for row in rows {
             candidates.push(row.map_err(db_error)?);
         }
     }
-    candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    candidates.truncate(req.max as usize);
-    let Some(max_tag) = candidates.iter().map(|c| c.1).max() else {
+    candidates.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.tag.cmp(&b.tag))
+            .then(a.id.cmp(&b.id))
+    });
+    if cap > 0 {
+        // `user_max_running` holds across every process: the running counts are in the
+        // database and this transaction is the only writer.
+        let mut running: std::collections::HashMap<String, i64> = Default::default();
+        let mut chosen = Vec::with_capacity(req.max as usize);
+        for c in candidates {
+            if chosen.len() == req.max as usize {
+                break;
+            }
+            let n = match running.get(&c.user_id) {
+                Some(n) => *n,
+                None => accounts::user_row(conn, &c.user_id)?.map_or(0, |u| u.running as i64),
+            };
+            if n < cap {
+                running.insert(c.user_id.clone(), n + 1);
+                chosen.push(c);
+            } else {
+                running.insert(c.user_id.clone(), n);
+            }
+        }
+        candidates = chosen;
+    } else {
+        candidates.truncate(req.max as usize);
+    }
+    let Some(max_tag) = candidates.iter().map(|c| c.tag).max() else {
         return Ok(Vec::new());
     };
     let order: std::collections::HashMap<&str, usize> = candidates
         .iter()
         .enumerate()
-        .map(|(i, c)| (c.2.as_str(), i))
+        .map(|(i, c)| (c.id.as_str(), i))
         .collect();
-    let ids = serde_json::to_string(&candidates.iter().map(|c| &c.2).collect::<Vec<_>>())
+    let ids = serde_json::to_string(&candidates.iter().map(|c| &c.id).collect::<Vec<_>>())
         .map_err(|e| StoreError::Internal(e.to_string()))?;
     let mut claimed = conn
         .prepare_cached(sql!("job_claim"))
@@ -370,6 +432,11 @@ fn claim(conn: &Connection, mut req: ClaimRequest) -> Result<Vec<Job>> {
         })
         .map_err(db_error)?;
     claimed.sort_by_key(|job| order.get(job.id.as_str()).copied());
+    let mut counts = accounts::Counts::default();
+    for job in &claimed {
+        counts.add(&job.user_id, 0, 1);
+    }
+    counts.apply(conn)?;
     conn.prepare_cached(sql!("fair_clock_advance"))
         .and_then(|mut s| s.execute(named_params! {":tag": max_tag}))
         .map_err(db_error)?;
@@ -379,6 +446,7 @@ fn claim(conn: &Connection, mut req: ClaimRequest) -> Result<Vec<Job>> {
 fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
     let mut stmt = conn.prepare_cached(sql!("job_finish")).map_err(db_error)?;
     let mut applied = Vec::with_capacity(finishes.len());
+    let mut counts = accounts::Counts::default();
     let mut front_tag = None;
     for f in finishes {
         let now = micros(f.now);
@@ -414,25 +482,42 @@ fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
                 finished_at = Some(now);
             }
         }
-        let changed = stmt
-            .execute(named_params! {
-                ":id": f.lease.job_id,
-                ":token": f.lease.token,
-                ":expired_before": f.only_if_expired_before.map(micros),
-                ":state": state,
-                ":result": result,
-                ":error_class": error.map(|e| e.class.as_str()),
-                ":error_detail": error.map(|e| e.detail.as_str()),
-                ":run_at": run_at,
-                ":fair_tag": fair_tag,
-                ":uses_retry": uses_retry as i64,
-                ":rate_limit_wait": rate_limit_wait as i64,
-                ":finished_at": finished_at,
-                ":now": now,
-            })
+        let accounted = stmt
+            .query_row(
+                named_params! {
+                    ":id": f.lease.job_id,
+                    ":token": f.lease.token,
+                    ":expired_before": f.only_if_expired_before.map(micros),
+                    ":state": state,
+                    ":result": result,
+                    ":error_class": error.map(|e| e.class.as_str()),
+                    ":error_detail": error.map(|e| e.detail.as_str()),
+                    ":run_at": run_at,
+                    ":fair_tag": fair_tag,
+                    ":uses_retry": uses_retry as i64,
+                    ":rate_limit_wait": rate_limit_wait as i64,
+                    ":finished_at": finished_at,
+                    ":now": now,
+                },
+                rows::accounted,
+            )
+            .optional()
             .map_err(db_error)?;
-        applied.push(changed == 1);
+        if let Some(job) = &accounted {
+            let to = f.outcome.state();
+            accounts::after_transition(
+                conn,
+                &mut counts,
+                &f.lease.job_id,
+                job,
+                JobState::Running,
+                to,
+                f.now,
+            )?;
+        }
+        applied.push(accounted.is_some());
     }
+    counts.apply(conn)?;
     Ok(applied)
 }
 
@@ -468,6 +553,111 @@ fn stage_due(conn: &Connection, now: DateTime<Utc>, limit: u32) -> Result<Staged
         staged: due.len() as u32,
         next_due: next_due.map(from_micros),
     })
+}
+
+/// A user with its usage on `day`.
+fn user_on(conn: &Connection, id: &str, day: &str) -> Result<User> {
+    let mut user = accounts::user_row(conn, id)?.ok_or(StoreError::NotFound)?;
+    user.used_today = accounts::usage(conn, id, day)? as u32;
+    Ok(user)
+}
+
+/// A job's state and what its bookkeeping needs; `NotFound` if there is no such job.
+fn job_accounting(conn: &Connection, id: &str) -> Result<(JobState, accounts::Accounted)> {
+    conn.prepare_cached(sql!("job_accounting"))
+        .and_then(|mut s| {
+            s.query_row(named_params! {":id": id}, |r| {
+                let state: String = r.get(1)?;
+                Ok((
+                    state,
+                    accounts::Accounted {
+                        user_id: r.get(0)?,
+                        cost: r.get(2)?,
+                        day: r.get(3)?,
+                        series: r.get(4)?,
+                    },
+                ))
+            })
+        })
+        .map_err(db_error)
+        .and_then(|(state, accounted)| {
+            let state = state
+                .parse()
+                .map_err(|e: genq_core::state::UnknownState| StoreError::Internal(e.to_string()))?;
+            Ok((state, accounted))
+        })
+}
+
+fn cancel(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<Job> {
+    let (from, accounted) = job_accounting(conn, id)?;
+    if !from.is_cancelable() {
+        return Err(explain_miss(
+            conn,
+            id,
+            "only unfinished jobs can be canceled",
+        ));
+    }
+    let job = conn
+        .prepare_cached(sql!("job_cancel"))
+        .and_then(|mut s| s.query_row(named_params! {":id": id, ":now": micros(now)}, rows::job))
+        .map_err(db_error)?;
+    let mut counts = accounts::Counts::default();
+    accounts::after_transition(
+        conn,
+        &mut counts,
+        id,
+        &accounted,
+        from,
+        JobState::Canceled,
+        now,
+    )?;
+    counts.apply(conn)?;
+    Ok(job)
+}
+
+/// Re-queue a failed or canceled job: a new attempt series, debited again (402 if the balance
+/// does not cover it), counted again toward its day.
+fn admin_retry(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<Job> {
+    let (from, accounted) = job_accounting(conn, id)?;
+    if !from.is_admin_retryable() {
+        return Err(explain_miss(
+            conn,
+            id,
+            "only failed or canceled jobs can be retried",
+        ));
+    }
+    let series = accounted.series + 1;
+    if accounted.cost > 0 {
+        let balance = accounts::user_row(conn, &accounted.user_id)?.map_or(0, |u| u.credits);
+        if balance < accounted.cost {
+            return Err(StoreError::Rejected(Rejection::InsufficientCredits {
+                needed: accounted.cost,
+                balance,
+            }));
+        }
+        accounts::ledger_entry(
+            conn,
+            &accounted.user_id,
+            LedgerKind::Debit,
+            -accounted.cost,
+            Some((id, series)),
+            "admin retry",
+            now,
+        )?;
+    }
+    let tag = reserve_tags(conn, &accounted.user_id, 1).map_err(db_error)?;
+    let job = conn
+        .prepare_cached(sql!("job_admin_retry"))
+        .and_then(|mut s| {
+            s.query_row(
+                named_params! {":id": id, ":now": micros(now), ":fair_tag": tag},
+                rows::job,
+            )
+        })
+        .map_err(db_error)?;
+    accounts::add_counts(conn, &accounted.user_id, 1, 0)?;
+    accounts::add_usage(conn, &accounted.user_id, &accounted.day, 1)?;
+    Ok(job)
 }
 
 /// Why a cancel or admin retry matched nothing: the job is missing, or in the wrong state.
@@ -702,50 +892,13 @@ impl Store for SqliteStore {
 
     async fn cancel(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job> {
         let id = job_id.to_string();
-        self.writer
-            .write(move |conn| {
-                conn.prepare_cached(sql!("job_cancel"))
-                    .and_then(|mut s| {
-                        s.query_row(named_params! {":id": id, ":now": micros(now)}, rows::job)
-                            .optional()
-                    })
-                    .map_err(db_error)?
-                    .ok_or_else(|| explain_miss(conn, &id, "only unfinished jobs can be canceled"))
-            })
-            .await
+        self.writer.write(move |conn| cancel(conn, &id, now)).await
     }
 
     async fn retry(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job> {
         let id = job_id.to_string();
         self.writer
-            .write(move |conn| {
-                let state = conn
-                    .prepare_cached(sql!("job_state"))
-                    .and_then(|mut s| {
-                        s.query_row(named_params! {":id": id}, |r| r.get::<_, String>(0))
-                    })
-                    .map_err(db_error)?;
-                if !state
-                    .parse::<JobState>()
-                    .is_ok_and(JobState::is_admin_retryable)
-                {
-                    return Err(explain_miss(
-                        conn,
-                        &id,
-                        "only failed or canceled jobs can be retried",
-                    ));
-                }
-                let user_id = job_by_id(conn, &id)?.user_id;
-                let tag = reserve_tags(conn, &user_id, 1).map_err(db_error)?;
-                conn.prepare_cached(sql!("job_admin_retry"))
-                    .and_then(|mut s| {
-                        s.query_row(
-                            named_params! {":id": id, ":now": micros(now), ":fair_tag": tag},
-                            rows::job,
-                        )
-                    })
-                    .map_err(db_error)
-            })
+            .write(move |conn| admin_retry(conn, &id, now))
             .await
     }
 
@@ -773,5 +926,97 @@ impl Store for SqliteStore {
 
     async fn stats(&self, now: DateTime<Utc>) -> Result<Stats> {
         self.read(move |conn| stats(conn, now)).await
+    }
+
+    async fn limits(&self) -> Result<Limits> {
+        self.read(accounts::limits).await
+    }
+
+    async fn set_limit(&self, key: &str, value: i64, now: DateTime<Utc>) -> Result<Limits> {
+        let key = key.to_string();
+        self.writer
+            .write(move |conn| accounts::set_limit(conn, &key, value, now))
+            .await
+    }
+
+    async fn user(
+        &self,
+        user_id: &str,
+        day: &str,
+        defaults: &UserDefaults,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
+        let (id, day, defaults) = (user_id.to_string(), day.to_string(), defaults.clone());
+        self.writer
+            .write(move |conn| {
+                accounts::ensure_user(conn, &id, &defaults, now)?;
+                user_on(conn, &id, &day)
+            })
+            .await
+    }
+
+    async fn set_plan(
+        &self,
+        user_id: &str,
+        plan: &str,
+        day: &str,
+        defaults: &UserDefaults,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
+        let (id, plan, day, defaults) = (
+            user_id.to_string(),
+            plan.to_string(),
+            day.to_string(),
+            defaults.clone(),
+        );
+        self.writer
+            .write(move |conn| {
+                accounts::ensure_user(conn, &id, &defaults, now)?;
+                conn.prepare_cached(sql!("user_set_plan"))
+                    .and_then(|mut s| s.execute(named_params! {":id": id, ":plan": plan}))
+                    .map_err(db_error)?;
+                user_on(conn, &id, &day)
+            })
+            .await
+    }
+
+    async fn add_credits(
+        &self,
+        user_id: &str,
+        delta: i64,
+        reason: &str,
+        day: &str,
+        defaults: &UserDefaults,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
+        let (id, reason, day, defaults) = (
+            user_id.to_string(),
+            reason.to_string(),
+            day.to_string(),
+            defaults.clone(),
+        );
+        self.writer
+            .write(move |conn| {
+                accounts::ensure_user(conn, &id, &defaults, now)?;
+                let kind = if delta > 0 {
+                    LedgerKind::Grant
+                } else {
+                    LedgerKind::Adjust
+                };
+                accounts::ledger_entry(conn, &id, kind, delta, None, &reason, now)?;
+                user_on(conn, &id, &day)
+            })
+            .await
+    }
+
+    async fn ledger(
+        &self,
+        user_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<LedgerEntry>, Option<i64>)> {
+        let id = user_id.to_string();
+        self.read(move |conn| accounts::ledger_page(conn, &id, before, limit))
+            .await
     }
 }

@@ -37,7 +37,7 @@ where
 /// position, not name, because the claim path reads thousands of rows a second; the test below
 /// keeps this list equal to the schema.
 #[cfg(test)]
-pub(crate) const JOB_COLUMNS: [&str; 26] = [
+pub(crate) const JOB_COLUMNS: [&str; 28] = [
     "id",
     "kind",
     "user_id",
@@ -64,6 +64,8 @@ pub(crate) const JOB_COLUMNS: [&str; 26] = [
     "lease_node",
     "lease_worker",
     "lease_expires_at",
+    "series",
+    "day",
 ];
 
 pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
@@ -109,6 +111,16 @@ pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
         finished_at: opt_time(row.get(19)?),
         updated_at: from_micros(row.get(20)?),
         lease,
+    })
+}
+
+/// `user_id, cost, day, series`: what bookkeeping needs of a job that changed state.
+pub(crate) fn accounted(row: &Row<'_>) -> rusqlite::Result<super::accounts::Accounted> {
+    Ok(super::accounts::Accounted {
+        user_id: row.get(0)?,
+        cost: row.get(1)?,
+        day: row.get(2)?,
+        series: row.get(3)?,
     })
 }
 

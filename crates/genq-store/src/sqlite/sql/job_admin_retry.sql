@@ -1,5 +1,6 @@
 UPDATE jobs
 SET state = 'queued',
+    series = series + 1,
     retries_used = 0,
     rate_limit_waits = 0,
     result = NULL,

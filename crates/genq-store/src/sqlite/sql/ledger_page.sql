@@ -1,0 +1,5 @@
+SELECT id, user_id, kind, amount, balance, job_id, reason, created_at
+FROM ledger
+WHERE user_id = :user_id AND id < :before
+ORDER BY id DESC
+LIMIT :limit

@@ -1,0 +1,3 @@
+UPDATE users
+SET unfinished = unfinished + :unfinished, running = running + :running
+WHERE id = :id

@@ -1,0 +1,1 @@
+UPDATE users SET credits = credits + :delta WHERE id = :id RETURNING credits
