@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use genq_store::StoreError;
+use genq_store::{Rejection, StoreError};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -13,12 +13,17 @@ pub enum Code {
     InvalidRequest,
     UnknownKind,
     BatchTooLarge,
+    UnknownLimit,
     Unauthorized,
+    InsufficientCredits,
     Forbidden,
     NotFound,
     MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
+    QueueLimit,
+    DailyLimit,
+    RateLimited,
     Unavailable,
     Internal,
 }
@@ -26,15 +31,19 @@ pub enum Code {
 impl Code {
     pub fn status(self) -> StatusCode {
         match self {
-            Code::InvalidRequest | Code::UnknownKind | Code::BatchTooLarge => {
+            Code::InvalidRequest | Code::UnknownKind | Code::BatchTooLarge | Code::UnknownLimit => {
                 StatusCode::BAD_REQUEST
             }
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::InsufficientCredits => StatusCode::PAYMENT_REQUIRED,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::QueueLimit | Code::DailyLimit | Code::RateLimited => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -45,12 +54,17 @@ impl Code {
             Code::InvalidRequest => "invalid_request",
             Code::UnknownKind => "unknown_kind",
             Code::BatchTooLarge => "batch_too_large",
+            Code::UnknownLimit => "unknown_limit",
             Code::Unauthorized => "unauthorized",
+            Code::InsufficientCredits => "insufficient_credits",
             Code::Forbidden => "forbidden",
             Code::NotFound => "not_found",
             Code::MethodNotAllowed => "method_not_allowed",
             Code::Conflict => "conflict",
             Code::PayloadTooLarge => "payload_too_large",
+            Code::QueueLimit => "queue_limit",
+            Code::DailyLimit => "daily_limit",
+            Code::RateLimited => "rate_limited",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
         }
@@ -62,6 +76,8 @@ pub struct ApiError {
     pub code: Code,
     pub message: String,
     pub details: Option<Value>,
+    /// Seconds, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -72,6 +88,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
     }
 
@@ -94,7 +111,9 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorInner {
     /// Stable, machine-readable: `invalid_request`, `unknown_kind`, `batch_too_large`,
-    /// `unauthorized`, `forbidden`, `not_found`, `conflict`, `payload_too_large`, `unavailable`.
+    /// `unknown_limit`, `unauthorized`, `insufficient_credits`, `forbidden`, `not_found`,
+    /// `conflict`, `payload_too_large`, `queue_limit`, `daily_limit`, `rate_limited`,
+    /// `unavailable`.
     pub code: String,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,7 +132,13 @@ impl IntoResponse for ApiError {
                 details: self.details,
             },
         };
+        let retry_after = self.retry_after;
         let mut response = (self.code.status(), axum::Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.code == Code::Unauthorized {
             response
                 .headers_mut()
@@ -133,6 +158,40 @@ impl From<StoreError> for ApiError {
                 ApiError::new(Code::Unavailable, "the database is unavailable; try again")
             }
             StoreError::Internal(m) => ApiError::new(Code::Internal, m),
+            StoreError::Invalid(m) => ApiError::invalid(m),
+            StoreError::Rejected(r) => rejection(r, None),
         }
+    }
+}
+
+/// A refused enqueue as the client sees it. `retry_after`: seconds until the next quota day,
+/// for `daily_limit`.
+pub fn rejection(r: Rejection, retry_after: Option<u64>) -> ApiError {
+    use serde_json::json;
+    match r {
+        Rejection::BatchTooLarge { limit, items } => ApiError::new(
+            Code::BatchTooLarge,
+            format!("{items} items; batch_max_items_per_request is {limit}"),
+        )
+        .with_details(json!({"limit": limit, "items": items})),
+        Rejection::QueueLimit { limit, current } => ApiError::new(
+            Code::QueueLimit,
+            format!("the user has {current} unfinished jobs; the limit is {limit}"),
+        )
+        .with_details(json!({"limit": limit, "current": current})),
+        Rejection::DailyLimit { limit, used } => {
+            let mut e = ApiError::new(
+                Code::DailyLimit,
+                format!("the user's plan allows {limit} jobs a day; {used} are used"),
+            )
+            .with_details(json!({"limit": limit, "used": used}));
+            e.retry_after = retry_after;
+            e
+        }
+        Rejection::InsufficientCredits { needed, balance } => ApiError::new(
+            Code::InsufficientCredits,
+            format!("this needs {needed} credits; the balance is {balance}"),
+        )
+        .with_details(json!({"needed": needed, "balance": balance})),
     }
 }

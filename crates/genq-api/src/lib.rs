@@ -20,9 +20,6 @@ use genq_engine::Engine;
 use genq_store::Store;
 use std::sync::Arc;
 
-/// Most items in one batch request (`batch_max_items_per_request`).
-pub const BATCH_MAX_ITEMS: usize = 200;
-
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub engine: Engine,

@@ -19,6 +19,8 @@ listen = "127.0.0.1:0"
 database = "sqlite://{db}"
 [auth]
 admin_tokens = ["{ADMIN}"]
+[users]
+default_plan = "enterprise"
 [worker]
 concurrency = 25
 lease = "30s"

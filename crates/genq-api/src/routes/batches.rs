@@ -1,11 +1,11 @@
 //! Batches: many jobs of one kind for one user, all or nothing, with progress counts.
 
-use super::jobs::{Admission, idempotency_key, is_delayed, wake_for};
+use super::jobs::{Admission, enqueue_jobs, idempotency_key, is_delayed, wake_for};
+use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{JsonBody, PathId};
 use crate::views::BatchView;
-use crate::{AppState, BATCH_MAX_ITEMS};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -47,6 +47,8 @@ pub struct Submitted {
         (status = 201, description = "Enqueued, all of it", body = Submitted),
         (status = 200, description = "A repeat with the same idempotency key", body = Submitted),
         (status = 400, description = "Invalid, or more items than batch_max_items_per_request (`batch_too_large`); nothing enqueued", body = ErrorBody),
+        (status = 402, description = "`insufficient_credits`: nothing enqueued", body = ErrorBody),
+        (status = 429, description = "`queue_limit` or `daily_limit` (with Retry-After): nothing enqueued", body = ErrorBody),
     ))]
 pub async fn submit(
     State(state): State<Arc<AppState>>,
@@ -64,16 +66,6 @@ pub async fn submit(
         return Err(ApiError::invalid("items must not be empty")
             .with_details(serde_json::json!({"field": "items"})));
     }
-    if body.items.len() > BATCH_MAX_ITEMS {
-        return Err(ApiError::new(
-            Code::BatchTooLarge,
-            format!(
-                "{} items; batch_max_items_per_request is {BATCH_MAX_ITEMS}",
-                body.items.len()
-            ),
-        )
-        .with_details(serde_json::json!({"limit": BATCH_MAX_ITEMS, "items": body.items.len()})));
-    }
     let key = idempotency_key(&headers, body.idempotency_key)?;
     let payloads: Vec<Value> = body
         .items
@@ -90,7 +82,7 @@ pub async fn submit(
     }
     .into_new_jobs(&state, payloads, true)?;
     let delayed = is_delayed(&new);
-    let out = state.store.enqueue(new).await?;
+    let out = enqueue_jobs(&state, new).await?;
     let batch = out
         .batch
         .ok_or_else(|| ApiError::new(Code::Internal, "batch enqueue returned no batch"))?;

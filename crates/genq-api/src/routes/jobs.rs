@@ -111,6 +111,8 @@ impl Admission<'_> {
             idempotency_key: self.idempotency_key,
             as_batch,
             now,
+            day: state.config.quota.day(now),
+            user_defaults: state.config.users.defaults(),
         })
     }
 }
@@ -134,6 +136,23 @@ pub(crate) fn idempotency_key(
         )),
         (h, b) => Ok(b.or(h)),
     }
+}
+
+/// Enqueue, turning a refusal into its error: `daily_limit` says when the next quota day
+/// starts.
+pub(crate) async fn enqueue_jobs(
+    state: &AppState,
+    new: NewJobs,
+) -> ApiResult<genq_store::Enqueued> {
+    let now = new.now;
+    state.store.enqueue(new).await.map_err(|e| match e {
+        genq_store::StoreError::Rejected(r) => {
+            let next_day = state.config.quota.next_day_start(now);
+            let seconds = (next_day - now).num_seconds().max(1) as u64;
+            crate::error::rejection(r, Some(seconds))
+        }
+        other => other.into(),
+    })
 }
 
 pub(crate) fn is_delayed(new: &NewJobs) -> bool {
@@ -173,7 +192,7 @@ pub async fn enqueue(
     }
     .into_new_jobs(&state, vec![body.payload], false)?;
     let delayed = is_delayed(&new);
-    let mut out = state.store.enqueue(new).await?;
+    let mut out = enqueue_jobs(&state, new).await?;
     let status = if out.replayed {
         StatusCode::OK
     } else {

@@ -25,6 +25,10 @@ admin_tokens = ["admin-token-0123456789abcdef"]
 app_tokens = ["app-token-0123456789abcdef"]
 worker_tokens = ["worker-token-0123456789abcdef"]
 
+[users]
+default_plan = "enterprise"
+initial_credits = 100000
+
 [worker]
 concurrency = 8
 poll_interval = "50ms"
