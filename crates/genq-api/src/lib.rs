@@ -12,7 +12,7 @@ pub mod views;
 use auth::Tokens;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use error::{ApiError, Code};
 use genq_config::Config;
 use genq_core::{Clock, Messages};
@@ -59,6 +59,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/batches", post(routes::batches::submit))
         .route("/v1/batches/{id}", get(routes::batches::get))
         .route("/v1/workers/claim", post(routes::workers::claim))
+        .route(
+            "/v1/users/{id}",
+            get(routes::users::get).put(routes::users::put),
+        )
+        .route("/v1/users/{id}/credits", post(routes::users::credits))
+        .route("/v1/users/{id}/ledger", get(routes::users::ledger))
+        .route("/v1/admin/limits", get(routes::admin::limits))
+        .route("/v1/admin/limits/{key}", put(routes::admin::set_limit))
         .route("/v1/stats", get(routes::system::stats))
         .route("/healthz", get(routes::system::healthz))
         .route("/readyz", get(routes::system::readyz))

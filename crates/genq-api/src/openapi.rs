@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers and types themselves.
 
 use crate::error::{ErrorBody, ErrorInner};
-use crate::routes::{batches, jobs, system, workers};
+use crate::routes::{admin, batches, jobs, system, users, workers};
 use crate::views::{BatchView, ClaimedJobView, ErrorView, JobView, StatsView};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -13,6 +13,8 @@ use utoipa::{Modify, OpenApi};
         jobs::enqueue, jobs::list, jobs::get, jobs::cancel, jobs::retry,
         batches::submit, batches::get,
         workers::claim, workers::heartbeat, workers::complete, workers::fail,
+        users::get, users::put, users::credits, users::ledger,
+        admin::limits, admin::set_limit,
         system::stats, system::healthz, system::readyz, system::openapi,
     ),
     components(schemas(
@@ -20,6 +22,8 @@ use utoipa::{Modify, OpenApi};
         jobs::EnqueueJob, jobs::JobPage, batches::SubmitBatch, batches::Submitted,
         workers::ClaimBody, workers::Claimed, workers::HeartbeatBody, workers::LeaseView,
         workers::CompleteBody, workers::FailBody,
+        users::UserView, users::SetPlan, users::Credits, users::LedgerEntryView, users::LedgerPage,
+        admin::LimitView, admin::LimitsView, admin::SetLimit,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

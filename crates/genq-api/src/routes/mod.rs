@@ -1,6 +1,8 @@
+pub mod admin;
 pub mod batches;
 pub mod jobs;
 pub mod system;
+pub mod users;
 pub mod workers;
 
 use crate::AppState;

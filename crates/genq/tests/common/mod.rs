@@ -86,7 +86,16 @@ impl TestServer {
     }
 
     /// `workers = false`: the API and maintenance only, so tests can see jobs wait.
-    pub async fn start_with(mut config: Config, workers: bool) -> TestServer {
+    pub async fn start_with(config: Config, workers: bool) -> TestServer {
+        Self::start_with_clock(config, workers, Arc::new(SystemClock)).await
+    }
+
+    /// With a clock the test moves (quota days).
+    pub async fn start_with_clock(
+        mut config: Config,
+        workers: bool,
+        clock: Arc<dyn genq_core::Clock>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         config.database = format!("sqlite://{}", dir.path().join("genq.db").display());
         let store: Arc<dyn Store> =
@@ -97,11 +106,7 @@ impl TestServer {
         let mut tasks = Vec::new();
         let (e, s) = (engine.clone(), stop.clone());
         tasks.push(tokio::spawn(async move { e.run(s, workers).await }));
-        let state = Arc::new(AppState::new(
-            engine.clone(),
-            Arc::new(config),
-            Arc::new(SystemClock),
-        ));
+        let state = Arc::new(AppState::new(engine.clone(), Arc::new(config), clock));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let s = stop.clone();

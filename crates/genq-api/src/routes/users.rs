@@ -1,0 +1,220 @@
+//! Users: plan, credits, daily usage; the credits ledger. Users are created on first use.
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{JsonBody, PathId, QueryParams};
+use crate::views::ts;
+use axum::Json;
+use axum::extract::State;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use genq_core::limits::PLANS;
+use genq_core::{LedgerEntry, User};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub plan: String,
+    pub credits: i64,
+    /// The plan's daily limit now.
+    pub daily_limit: i64,
+    /// Jobs accepted today (in `quota.timezone`) that did not end failed or canceled.
+    pub used_today: u32,
+    /// Queued, running and retrying jobs.
+    pub unfinished: u32,
+    pub created_at: String,
+}
+
+async fn view(state: &AppState, user: User) -> ApiResult<UserView> {
+    let limits = state.store.limits().await?;
+    Ok(UserView {
+        daily_limit: limits.daily_limit(&user.plan),
+        id: user.id,
+        plan: user.plan,
+        credits: user.credits,
+        used_today: user.used_today,
+        unfinished: user.unfinished,
+        created_at: ts(user.created_at),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> ApiResult<Json<UserView>> {
+    caller.require_app()?;
+    let now = state.clock.now();
+    let user = state
+        .store
+        .user(
+            &id,
+            &state.config.quota.day(now),
+            &state.config.users.defaults(),
+            now,
+        )
+        .await?;
+    Ok(Json(view(&state, user).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPlan {
+    /// `free`, `basic`, `professional` or `enterprise`.
+    pub plan: String,
+}
+
+#[utoipa::path(put, path = "/v1/users/{id}", tag = "users", request_body = SetPlan,
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn put(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<SetPlan>,
+) -> ApiResult<Json<UserView>> {
+    caller.require_admin()?;
+    if !PLANS.contains(&body.plan.as_str()) {
+        return Err(ApiError::invalid(format!(
+            "unknown plan {:?}; plans: {}",
+            body.plan,
+            PLANS.join(", ")
+        ))
+        .with_details(serde_json::json!({"field": "plan"})));
+    }
+    let now = state.clock.now();
+    let user = state
+        .store
+        .set_plan(
+            &id,
+            &body.plan,
+            &state.config.quota.day(now),
+            &state.config.users.defaults(),
+            now,
+        )
+        .await?;
+    Ok(Json(view(&state, user).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credits {
+    /// Added to the balance; negative takes away (409 if the balance would go below zero).
+    pub delta: i64,
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/v1/users/{id}/credits", tag = "users", request_body = Credits,
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody),
+        (status = 409, description = "The balance would go below zero; nothing changed", body = ErrorBody)))]
+pub async fn credits(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<Credits>,
+) -> ApiResult<Json<UserView>> {
+    caller.require_admin()?;
+    if body.delta == 0 || body.delta.unsigned_abs() > 1_000_000_000_000 {
+        return Err(
+            ApiError::invalid("delta must be non-zero and at most 10^12 either way")
+                .with_details(serde_json::json!({"field": "delta"})),
+        );
+    }
+    crate::extract::check_key("reason", &body.reason)?;
+    let now = state.clock.now();
+    let user = state
+        .store
+        .add_credits(
+            &id,
+            body.delta,
+            &body.reason,
+            &state.config.quota.day(now),
+            &state.config.users.defaults(),
+            now,
+        )
+        .await?;
+    Ok(Json(view(&state, user).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LedgerEntryView {
+    pub id: i64,
+    /// `grant`, `debit`, `refund` or `adjust`.
+    pub kind: String,
+    /// Signed: debits are negative.
+    pub amount: i64,
+    /// The balance after this entry.
+    pub balance: i64,
+    pub job_id: Option<String>,
+    pub reason: String,
+    pub created_at: String,
+}
+
+impl From<LedgerEntry> for LedgerEntryView {
+    fn from(e: LedgerEntry) -> Self {
+        LedgerEntryView {
+            id: e.id,
+            kind: e.kind.as_str().into(),
+            amount: e.amount,
+            balance: e.balance,
+            job_id: e.job_id,
+            reason: e.reason,
+            created_at: ts(e.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LedgerPage {
+    pub items: Vec<LedgerEntryView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerQuery {
+    /// 1 to 200; default 50.
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+const LEDGER_CURSOR: &str = "l1:";
+
+fn decode_ledger_cursor(cursor: &str) -> ApiResult<i64> {
+    let bad =
+        || ApiError::invalid("invalid cursor: pass next_cursor from a previous page as it is");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix(LEDGER_CURSOR)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(bad)
+}
+
+#[utoipa::path(get, path = "/v1/users/{id}/ledger", tag = "users", params(("id" = String, Path, description = "User id"), LedgerQuery),
+    responses((status = 200, body = LedgerPage), (status = 400, body = ErrorBody)))]
+pub async fn ledger(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathId(id): PathId,
+    QueryParams(q): QueryParams<LedgerQuery>,
+) -> ApiResult<Json<LedgerPage>> {
+    caller.require_app()?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 200"));
+    }
+    let before = q.cursor.as_deref().map(decode_ledger_cursor).transpose()?;
+    let (entries, next) = state.store.ledger(&id, before, limit).await?;
+    Ok(Json(LedgerPage {
+        items: entries.into_iter().map(Into::into).collect(),
+        next_cursor: next.map(|n| URL_SAFE_NO_PAD.encode(format!("{LEDGER_CURSOR}{n}"))),
+    }))
+}
