@@ -13,6 +13,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn write_config(dir: &Path, latency: &str, extra_worker: &str) {
+    write_config_with(dir, latency, extra_worker, "")
+}
+
+fn write_config_with(dir: &Path, latency: &str, extra_worker: &str, extra_kind: &str) {
     let text = format!(
         r#"
 listen = "127.0.0.1:0"
@@ -35,6 +39,7 @@ completions_log = "{log}"
 [[kinds]]
 name = "card.generate"
 provider = "demo"
+{extra_kind}
 "#,
         db = dir.join("genq.db").display(),
         log = dir.join("completions.log").display(),
@@ -293,4 +298,85 @@ async fn processes_sharing_a_database_never_take_each_others_leases() {
         assert!(seen.insert(line.to_string()), "{line} completed twice");
     }
     drop(again);
+}
+
+/// Seed scenario 3: SIGKILL mid-run and recovery, with every balance exact afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_run_keeps_every_balance_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config_with(
+        dir.path(),
+        "200ms",
+        "",
+        "cost = 2\nretry_delays = [\"50ms\"]",
+    );
+    let first = Process::serve(dir.path());
+    for user in ["a", "b"] {
+        let (status, _) = client_call(
+            &first.url,
+            Method::POST,
+            &format!("/v1/users/{user}/credits"),
+            Some(json!({"delta": 1000, "reason": "purchase"})),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    // 100 jobs each; every tenth is rejected by the provider, every seventh fails once first.
+    for user in ["a", "b"] {
+        let items: Vec<Value> = (0..100)
+            .map(|i| match i {
+                i if i % 10 == 0 => json!({"simulate": {"fail": "user_error"}}),
+                i if i % 7 == 0 => json!({"simulate": {"fail": "temporary", "fail_attempts": 1}}),
+                _ => json!({}),
+            })
+            .collect();
+        let (status, out) = client_call(
+            &first.url,
+            Method::POST,
+            "/v1/batches",
+            Some(json!({"kind": "card.generate", "user_id": user, "items": items})),
+        )
+        .await;
+        assert_eq!(status, 201, "{out}");
+    }
+    until(&first.url, Duration::from_secs(30), "50 finished", |s| {
+        n(s, "succeeded") + n(s, "failed") >= 50
+    })
+    .await;
+    first.signal("KILL");
+    assert!(!first.wait(Duration::from_secs(10)));
+    let second = Process::serve(dir.path());
+    until(
+        &second.url,
+        Duration::from_secs(30),
+        "all 200 finished",
+        |s| n(s, "succeeded") + n(s, "failed") == 200,
+    )
+    .await;
+    for user in ["a", "b"] {
+        let (_, u) =
+            client_call(&second.url, Method::GET, &format!("/v1/users/{user}"), None).await;
+        // 1000 - 100 * 2 debited + 10 * 2 refunded for the rejected tenth.
+        assert_eq!(u["credits"], 820, "{u}");
+        assert_eq!(u["unfinished"], 0);
+        assert_eq!(
+            u["used_today"], 90,
+            "failed jobs do not count toward the day"
+        );
+        let (_, ledger) = client_call(
+            &second.url,
+            Method::GET,
+            &format!("/v1/users/{user}/ledger?limit=200"),
+            None,
+        )
+        .await;
+        let entries = ledger["items"].as_array().unwrap();
+        let sum: i64 = entries.iter().map(|e| e["amount"].as_i64().unwrap()).sum();
+        assert_eq!(sum, 820);
+        let refunds = entries.iter().filter(|e| e["kind"] == "refund").count();
+        assert_eq!(
+            refunds, 10,
+            "exactly one refund per failed job, none for a crash"
+        );
+    }
 }
