@@ -71,6 +71,7 @@ pub fn op() -> impl Strategy<Value = Op> {
 /// What the model knows of one job.
 #[derive(Debug, Clone)]
 struct Model {
+    user: String,
     state: JobState,
     attempt: u32,
     token: Option<String>,
@@ -80,6 +81,19 @@ struct Model {
 }
 
 const LEASE: i64 = 30;
+/// Each user starts with this many credits; a job costs one, so balances run out.
+const CREDITS: i64 = 8;
+
+fn defaults() -> genq_core::UserDefaults {
+    genq_core::UserDefaults {
+        plan: "enterprise".into(),
+        initial_credits: CREDITS,
+    }
+}
+
+fn pays(state: JobState) -> bool {
+    !matches!(state, JobState::Failed | JobState::Canceled)
+}
 
 fn pick(
     jobs: &BTreeMap<String, Model>,
@@ -107,6 +121,8 @@ fn move_to(model: &mut Model, to: JobState) {
 pub async fn run_history(store: DynStore, ops: Vec<Op>) {
     let mut now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
     let mut jobs: BTreeMap<String, Model> = BTreeMap::new();
+    let mut credits: BTreeMap<String, i64> = BTreeMap::new();
+    let day = now.date_naive().to_string();
     for op in ops {
         match op {
             Op::Enqueue { user, n, delayed } => {
@@ -115,10 +131,12 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
                 } else {
                     now
                 };
+                let user = format!("u{user}");
+                let balance = credits.entry(user.clone()).or_insert(CREDITS);
                 let out = store
                     .enqueue(NewJobs {
                         kind: "card.generate".into(),
-                        user_id: format!("u{user}"),
+                        user_id: user.clone(),
                         payloads: (0..n).map(|i| json!({"i": i})).collect(),
                         priority: 0,
                         run_at: Some(due),
@@ -127,16 +145,29 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
                         idempotency_key: None,
                         as_batch: n > 1,
                         now,
-                        day: now.date_naive().to_string(),
-                        user_defaults: super::rich(),
+                        day: day.clone(),
+                        user_defaults: defaults(),
                     })
-                    .await
-                    .unwrap();
-                for job in out.jobs {
+                    .await;
+                if *balance < n as i64 {
+                    assert!(
+                        matches!(
+                            out,
+                            Err(StoreError::Rejected(
+                                crate::Rejection::InsufficientCredits { .. }
+                            ))
+                        ),
+                        "{n} jobs with {balance} credits: {out:?}"
+                    );
+                    continue;
+                }
+                *balance -= n as i64;
+                for job in out.unwrap().jobs {
                     assert_eq!(job.state, JobState::Queued);
                     jobs.insert(
                         job.id,
                         Model {
+                            user: user.clone(),
                             state: JobState::Queued,
                             attempt: 0,
                             token: None,
@@ -263,6 +294,9 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
                     let m = jobs.get_mut(&id).unwrap();
                     move_to(m, to);
                     m.due = due;
+                    if !pays(to) {
+                        *credits.get_mut(&m.user).unwrap() += 1;
+                    }
                 }
             }
             Op::Cancel { pick: n } => {
@@ -273,7 +307,9 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
                 let result = store.cancel(&id, now).await;
                 if m.state.is_cancelable() {
                     assert_eq!(result.unwrap().state, JobState::Canceled);
-                    move_to(jobs.get_mut(&id).unwrap(), JobState::Canceled);
+                    let m = jobs.get_mut(&id).unwrap();
+                    move_to(m, JobState::Canceled);
+                    *credits.get_mut(&m.user).unwrap() += 1;
                 } else {
                     assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
                 }
@@ -284,11 +320,23 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
                 };
                 let id = id.clone();
                 let result = store.retry(&id, now).await;
-                if m.state.is_admin_retryable() {
+                let balance = credits[&m.user];
+                if m.state.is_admin_retryable() && balance < 1 {
+                    assert!(
+                        matches!(
+                            result,
+                            Err(StoreError::Rejected(
+                                crate::Rejection::InsufficientCredits { .. }
+                            ))
+                        ),
+                        "{result:?}"
+                    );
+                } else if m.state.is_admin_retryable() {
                     assert_eq!(result.unwrap().state, JobState::Queued);
                     let m = jobs.get_mut(&id).unwrap();
                     move_to(m, JobState::Queued);
                     m.due = now;
+                    *credits.get_mut(&m.user).unwrap() -= 1;
                 } else {
                     assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
                 }
@@ -369,6 +417,45 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
             );
             assert_eq!(job.lease.is_some(), job.state == JobState::Running);
             assert_eq!(job.finished_at.is_some(), job.state.is_terminal());
+        }
+        // The money and the counts: each user's balance, its ledger, its quota usage.
+        for (user, balance) in &credits {
+            let mine: Vec<&Model> = jobs.values().filter(|m| &m.user == user).collect();
+            let u = store.user(user, &day, &defaults(), now).await.unwrap();
+            assert_eq!(u.credits, *balance, "{user}'s balance");
+            assert_eq!(
+                u.unfinished as usize,
+                mine.iter().filter(|m| m.state.is_unfinished()).count()
+            );
+            assert_eq!(
+                u.running as usize,
+                mine.iter().filter(|m| m.state == JobState::Running).count()
+            );
+            assert_eq!(
+                u.used_today as usize,
+                mine.iter().filter(|m| pays(m.state)).count(),
+                "failed and canceled jobs do not count"
+            );
+            let (entries, _) = store.ledger(user, None, 10_000).await.unwrap();
+            assert_eq!(
+                entries.iter().map(|e| e.amount).sum::<i64>(),
+                *balance,
+                "balance = sum of the ledger"
+            );
+            assert!(entries.iter().all(|e| e.balance >= 0));
+            for (id, m) in jobs.iter().filter(|(_, m)| &m.user == user) {
+                let net: i64 = entries
+                    .iter()
+                    .filter(|e| e.job_id.as_deref() == Some(id))
+                    .map(|e| e.amount)
+                    .sum();
+                assert_eq!(
+                    net,
+                    if pays(m.state) { -1 } else { 0 },
+                    "job {id} in {:?}",
+                    m.state
+                );
+            }
         }
     }
 }
