@@ -61,6 +61,12 @@ pub enum Command {
     Jobs(JobsCommand),
     /// Show job counts per state and kind.
     Stats(ClientArgs),
+    /// Show users, set their plan, add or take credits.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Read and change the runtime limits (admin).
+    #[command(subcommand)]
+    Limits(LimitsCommand),
     /// Measure throughput and latency on this machine.
     Bench(bench::BenchArgs),
 }
@@ -155,6 +161,62 @@ pub struct JobIdArgs {
     pub id: String,
 }
 
+#[derive(Subcommand)]
+pub enum UsersCommand {
+    /// Plan, credits, daily limit and usage, unfinished jobs.
+    Show(UserArgs),
+    /// Set a user's plan: free, basic, professional or enterprise (admin).
+    Plan(UserPlanArgs),
+    /// Add (positive) or take (negative) credits (admin).
+    Credits(UserCreditsArgs),
+}
+
+#[derive(Args)]
+pub struct UserArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    pub user: String,
+    /// Also print the newest ledger entries.
+    #[arg(long)]
+    pub ledger: bool,
+}
+
+#[derive(Args)]
+pub struct UserPlanArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    pub user: String,
+    pub plan: String,
+}
+
+#[derive(Args)]
+pub struct UserCreditsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    pub user: String,
+    /// Credits to add; negative to take away.
+    #[arg(allow_hyphen_values = true)]
+    pub delta: i64,
+    #[arg(long, default_value = "admin adjustment")]
+    pub reason: String,
+}
+
+#[derive(Subcommand)]
+pub enum LimitsCommand {
+    /// Print every limit with its default.
+    Get(ClientArgs),
+    /// Change one limit; it applies to the next request and to every worker within a second.
+    Set(LimitSetArgs),
+}
+
+#[derive(Args)]
+pub struct LimitSetArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    pub key: String,
+    pub value: i64,
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(a) => serve::serve(a.config.as_deref(), true, true).await,
@@ -171,6 +233,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             client::job_action(a, client::JobAction::Retry).await
         }
         Command::Stats(a) => client::stats(a).await,
+        Command::Users(UsersCommand::Show(a)) => client::user_show(a).await,
+        Command::Users(UsersCommand::Plan(a)) => client::user_plan(a).await,
+        Command::Users(UsersCommand::Credits(a)) => client::user_credits(a).await,
+        Command::Limits(LimitsCommand::Get(a)) => client::limits_get(a).await,
+        Command::Limits(LimitsCommand::Set(a)) => client::limits_set(a).await,
         Command::Bench(a) => bench::run(a).await,
     }
 }

@@ -1,6 +1,9 @@
 //! The CLI's client verbs: they talk to a running genq over its HTTP API, like any application.
 
-use crate::cli::{BatchSubmitArgs, ClientArgs, EnqueueArgs, JobIdArgs, JobsListArgs};
+use crate::cli::{
+    BatchSubmitArgs, ClientArgs, EnqueueArgs, JobIdArgs, JobsListArgs, LimitSetArgs, UserArgs,
+    UserCreditsArgs, UserPlanArgs,
+};
 use anyhow::{Context, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
@@ -141,7 +144,7 @@ pub async fn jobs_list(a: JobsListArgs) -> anyhow::Result<()> {
             job["kind"].as_str().unwrap_or(""),
             job["user_id"].as_str().unwrap_or(""),
             job["state"].as_str().unwrap_or(""),
-            job["attempt"],
+            job["attempt"].to_string(),
             job["created_at"].as_str().unwrap_or(""),
         );
     }
@@ -158,6 +161,77 @@ pub async fn stats(a: ClientArgs) -> anyhow::Result<()> {
             .await?,
     );
     Ok(())
+}
+
+pub async fn user_show(a: UserArgs) -> anyhow::Result<()> {
+    let client = Client::new(&a.client)?;
+    let id = urlencode(&a.user);
+    print_json(
+        &client
+            .call(Method::GET, &format!("/v1/users/{id}"), None)
+            .await?,
+    );
+    if a.ledger {
+        let page = client
+            .call(
+                Method::GET,
+                &format!("/v1/users/{id}/ledger?limit=20"),
+                None,
+            )
+            .await?;
+        for e in page["items"].as_array().into_iter().flatten() {
+            println!(
+                "{}  {:<7} {:>8} -> {:>8}  {}  {}",
+                e["created_at"].as_str().unwrap_or(""),
+                e["kind"].as_str().unwrap_or(""),
+                e["amount"].to_string(),
+                e["balance"].to_string(),
+                e["job_id"].as_str().unwrap_or("-"),
+                e["reason"].as_str().unwrap_or(""),
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn user_plan(a: UserPlanArgs) -> anyhow::Result<()> {
+    let client = Client::new(&a.client)?;
+    let path = format!("/v1/users/{}", urlencode(&a.user));
+    let body = json!({"plan": a.plan});
+    print_json(&client.call(Method::PUT, &path, Some(body)).await?);
+    Ok(())
+}
+
+pub async fn user_credits(a: UserCreditsArgs) -> anyhow::Result<()> {
+    let client = Client::new(&a.client)?;
+    let path = format!("/v1/users/{}/credits", urlencode(&a.user));
+    let body = json!({"delta": a.delta, "reason": a.reason});
+    print_json(&client.call(Method::POST, &path, Some(body)).await?);
+    Ok(())
+}
+
+pub async fn limits_get(a: ClientArgs) -> anyhow::Result<()> {
+    let client = Client::new(&a)?;
+    let limits = client.call(Method::GET, "/v1/admin/limits", None).await?;
+    print_limits(&limits);
+    Ok(())
+}
+
+pub async fn limits_set(a: LimitSetArgs) -> anyhow::Result<()> {
+    let client = Client::new(&a.client)?;
+    let path = format!("/v1/admin/limits/{}", urlencode(&a.key));
+    let limits = client
+        .call(Method::PUT, &path, Some(json!({"value": a.value})))
+        .await?;
+    print_limits(&limits);
+    Ok(())
+}
+
+fn print_limits(limits: &Value) {
+    for (key, l) in limits["limits"].as_object().into_iter().flatten() {
+        let (value, default) = (l["value"].to_string(), l["default"].to_string());
+        println!("{key:<32} {value:>10}   (default {default})");
+    }
 }
 
 pub async fn batch_submit(a: BatchSubmitArgs) -> anyhow::Result<()> {
