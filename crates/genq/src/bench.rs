@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use clap::Args;
 use genq_api::AppState;
 use genq_config::Config;
-use genq_core::{Failure, SystemClock};
+use genq_core::{Failure, SystemClock, limits};
 use genq_engine::handler::NoopHandler;
 use genq_engine::{Attempt, Engine, EngineCounters, EngineSettings, Handler, KindRuntime};
 use genq_store::{NewJobs, SqliteStore, Store, Synchronous};
@@ -83,6 +83,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!(
             "engine  processed end to end, synchronous={mode:<6}   {processed_rate:>10.0} jobs/s   target >= 10000 (median of {})",
             all.join(", ")
+        );
+    }
+
+    // The cost of credits on the enqueue path: every request checks the limits and the
+    // balance; a kind with a cost also writes one ledger debit per job.
+    for (per_request, total) in [(200, 40_000), (1, 4_000)] {
+        let free = enqueue_rate(
+            &dir.join(format!("enqueue-free-{per_request}.db")),
+            per_request,
+            total,
+            0,
+        )
+        .await?;
+        let paid = enqueue_rate(
+            &dir.join(format!("enqueue-paid-{per_request}.db")),
+            per_request,
+            total,
+            1,
+        )
+        .await?;
+        println!(
+            "engine  enqueue {per_request:>3} per request: cost 0 {free:>8.0} jobs/s, cost 1 {paid:>8.0} jobs/s   credits cost {:+.0}%, target <= +15%",
+            (free / paid - 1.0) * 100.0
         );
     }
 
@@ -160,18 +183,30 @@ fn kinds(handler: Arc<dyn Handler>) -> HashMap<String, KindRuntime> {
     )])
 }
 
-fn open(path: &Path) -> anyhow::Result<Arc<dyn Store>> {
-    open_with(path, Synchronous::Full)
+async fn open(path: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    open_with(path, Synchronous::Full).await
 }
 
-fn open_with(path: &Path, synchronous: Synchronous) -> anyhow::Result<Arc<dyn Store>> {
+async fn open_with(path: &Path, synchronous: Synchronous) -> anyhow::Result<Arc<dyn Store>> {
     let _ = std::fs::remove_file(path);
     let store = SqliteStore::open_with(path, synchronous)
         .with_context(|| format!("open {}", path.display()))?;
+    // The benchmark users may queue and run as much as the machine can take.
+    let now = chrono::Utc::now();
+    store
+        .set_limit(limits::BATCH_MAX_QUEUED_PER_USER, 10_000_000, now)
+        .await?;
+    store
+        .set_limit("daily_limit_enterprise", 100_000_000, now)
+        .await?;
     Ok(Arc::new(store))
 }
 
 fn batch(user: usize, n: usize) -> NewJobs {
+    batch_costing(user, n, 0)
+}
+
+fn batch_costing(user: usize, n: usize, cost: i64) -> NewJobs {
     NewJobs {
         kind: KIND.into(),
         user_id: format!("user-{user}"),
@@ -179,16 +214,46 @@ fn batch(user: usize, n: usize) -> NewJobs {
         priority: 0,
         run_at: None,
         max_retries: 5,
-        cost: 0,
+        cost,
         idempotency_key: None,
         as_batch: true,
         now: chrono::Utc::now(),
         day: chrono::Utc::now().date_naive().to_string(),
         user_defaults: genq_core::UserDefaults {
             plan: "enterprise".into(),
-            initial_credits: 0,
+            initial_credits: 1_000_000_000,
         },
     }
+}
+
+/// Enqueue `total` jobs, `per_request` at a time from four producers, with no workers:
+/// jobs/s.
+async fn enqueue_rate(
+    path: &Path,
+    per_request: usize,
+    total: usize,
+    cost: i64,
+) -> anyhow::Result<f64> {
+    let store = open(path).await?;
+    let requests = total / per_request;
+    let started = Instant::now();
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for r in (p..requests).step_by(4) {
+                    let mut req = batch_costing(r % 10, per_request, cost);
+                    req.as_batch = per_request > 1;
+                    store.enqueue(req).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for p in producers {
+        p.await??;
+    }
+    Ok((requests * per_request) as f64 / started.elapsed().as_secs_f64())
 }
 
 struct Running {
@@ -227,7 +292,7 @@ async fn engine_throughput(
     synchronous: Synchronous,
     args: &BenchArgs,
 ) -> anyhow::Result<(f64, f64)> {
-    let store = open_with(path, synchronous)?;
+    let store = open_with(path, synchronous).await?;
     let running = start(store.clone(), Arc::new(NoopHandler), args);
     let started = Instant::now();
     let per_batch = 200usize;
@@ -268,7 +333,7 @@ impl Handler for StartProbe {
 }
 
 async fn idle_latency(path: &Path, args: &BenchArgs) -> anyhow::Result<(f64, f64)> {
-    let store = open(path)?;
+    let store = open(path).await?;
     let (tx, mut starts) = mpsc::unbounded_channel();
     let running = start(store.clone(), Arc::new(StartProbe(tx)), args);
     let mut hist = Histogram::<u64>::new(3)?;
@@ -293,7 +358,7 @@ async fn deep_queue(
     measured: u64,
     args: &BenchArgs,
 ) -> anyhow::Result<f64> {
-    let store = open(path)?;
+    let store = open(path).await?;
     let total = behind + measured;
     let mut queued = 0u64;
     let mut user = 0;
@@ -312,11 +377,12 @@ async fn deep_queue(
 }
 
 async fn http(path: &Path, args: &BenchArgs) -> anyhow::Result<(f64, f64, f64)> {
-    let store = open(path)?;
+    let store = open(path).await?;
     let running = start(store, Arc::new(NoopHandler), args);
     let mut config = Config::default();
     let token = "bench-admin-token-0123456789".to_string();
     config.auth.admin_tokens = vec![token.clone()];
+    config.users.default_plan = "enterprise".into();
     config.providers = vec![genq_config::demo_provider()];
     let mut kind = genq_config::demo_kinds().remove(0);
     kind.name = KIND.into();
