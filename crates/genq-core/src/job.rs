@@ -31,6 +31,10 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     /// Present while `running`.
     pub lease: Option<Lease>,
+    /// The quota day the job counts toward (the day it was accepted, in `quota.timezone`).
+    pub day: String,
+    /// 1, then one more per admin retry: each series is debited once and refunded at most once.
+    pub series: u32,
 }
 
 impl Job {

@@ -166,11 +166,10 @@ pub fn finish_failed(
         class: failure.class,
         detail: failure.detail.clone(),
     };
-    Finish {
-        lease: lease_of(job),
-        outcome: outcome_of(next, Some(error), now),
-        only_if_expired_before,
-        now,
+    let finish = Finish::new(job, outcome_of(next, Some(error), now), now);
+    match only_if_expired_before {
+        Some(t) => finish.if_expired_before(t),
+        None => finish,
     }
 }
 
@@ -372,19 +371,15 @@ async fn complete(shared: Arc<Shared>, mut inbox: mpsc::UnboundedReceiver<Report
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     continue;
                 }
-                Ended::Released => Finish {
-                    lease: lease_of(&report.job),
-                    // Retried at once, keeping the last error and the retry budget.
-                    outcome: outcome_of(machine::after_release(), None, now),
-                    only_if_expired_before: None,
+                // Retried at once, keeping the last error and the retry budget.
+                Ended::Released => Finish::new(
+                    &report.job,
+                    outcome_of(machine::after_release(), None, now),
                     now,
-                },
-                Ended::Done(Ok(result)) => Finish {
-                    lease: lease_of(&report.job),
-                    outcome: Outcome::Succeeded { result },
-                    only_if_expired_before: None,
-                    now,
-                },
+                ),
+                Ended::Done(Ok(result)) => {
+                    Finish::new(&report.job, Outcome::Succeeded { result }, now)
+                }
                 Ended::Done(Err(failure)) => {
                     finish_failed(&shared, &report.job, &failure, now, None)
                 }

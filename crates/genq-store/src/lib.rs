@@ -137,11 +137,53 @@ pub struct LeaseRef {
 #[derive(Debug, Clone)]
 pub struct Finish {
     pub lease: LeaseRef,
+    /// Who pays for the job and how much: for the counters, the quota and a refund. These never
+    /// change while the job runs, so the values read with the claim are current.
+    pub owner: Owner,
     pub outcome: Outcome,
     /// Apply only if the lease expired before this time (the rescuer's fence: a heartbeat that
     /// renewed the lease in the meantime wins).
     pub only_if_expired_before: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub user_id: String,
+    pub cost: i64,
+    pub day: String,
+    pub series: u32,
+}
+
+impl Finish {
+    /// A transition of the running attempt `job` holds (the job as claimed or read).
+    pub fn new(job: &Job, outcome: Outcome, now: DateTime<Utc>) -> Finish {
+        Finish {
+            lease: LeaseRef {
+                job_id: job.id.clone(),
+                token: job
+                    .lease
+                    .as_ref()
+                    .map(|l| l.token.clone())
+                    .unwrap_or_default(),
+            },
+            owner: Owner {
+                user_id: job.user_id.clone(),
+                cost: job.cost,
+                day: job.day.clone(),
+                series: job.series,
+            },
+            outcome,
+            only_if_expired_before: None,
+            now,
+        }
+    }
+
+    /// Apply only if the lease expired before `t` (the rescuer).
+    pub fn if_expired_before(mut self, t: DateTime<Utc>) -> Finish {
+        self.only_if_expired_before = Some(t);
+        self
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -183,19 +183,16 @@ pub async fn complete(
 ) -> ApiResult<Json<JobView>> {
     caller.require_worker()?;
     check_key("lease_token", &body.lease_token)?;
-    let now = state.clock.now();
-    let finish = Finish {
-        lease: LeaseRef {
-            job_id: id.clone(),
-            token: body.lease_token,
-        },
-        outcome: Outcome::Succeeded {
-            result: body.result,
-        },
-        only_if_expired_before: None,
-        now,
+    let job = leased_job(&state, &id, &body.lease_token).await?;
+    let outcome = Outcome::Succeeded {
+        result: body.result,
     };
-    apply(&state, &caller, finish).await
+    apply(
+        &state,
+        &caller,
+        Finish::new(&job, outcome, state.clock.now()),
+    )
+    .await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -235,10 +232,7 @@ pub async fn fail(
             "lease_expired is decided by genq, not reported by workers",
         ));
     }
-    let job = state.store.job(&id).await?;
-    if job.lease.as_ref().map(|l| l.token.as_str()) != Some(body.lease_token.as_str()) {
-        return Err(lost());
-    }
+    let job = leased_job(&state, &id, &body.lease_token).await?;
     let mut detail = [body.message, body.detail]
         .into_iter()
         .flatten()
@@ -276,6 +270,16 @@ async fn apply(state: &AppState, caller: &Caller, finish: Finish) -> ApiResult<J
     }
     let job = state.store.job(&id).await?;
     Ok(Json(JobView::new(job, visibility(state, caller))))
+}
+
+/// The job, if `token` is its current lease; 409 otherwise. The write that follows is fenced
+/// by the same token, so a lease lost in between still changes nothing.
+async fn leased_job(state: &AppState, id: &str, token: &str) -> ApiResult<genq_core::Job> {
+    let job = state.store.job(id).await?;
+    if job.lease.as_ref().map(|l| l.token.as_str()) != Some(token) {
+        return Err(lost());
+    }
+    Ok(job)
 }
 
 fn truncate(text: &mut String, max: usize) {

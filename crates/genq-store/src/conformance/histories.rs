@@ -273,18 +273,9 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
                         m.due,
                     ),
                 };
-                let applied = store
-                    .finish(vec![Finish {
-                        lease: LeaseRef {
-                            job_id: id.clone(),
-                            token,
-                        },
-                        outcome,
-                        only_if_expired_before: None,
-                        now,
-                    }])
-                    .await
-                    .unwrap();
+                let mut f = Finish::new(&store.job(&id).await.unwrap(), outcome, now);
+                f.lease.token = token;
+                let applied = store.finish(vec![f]).await.unwrap();
                 assert_eq!(
                     applied,
                     vec![!stale],
@@ -374,12 +365,8 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
                 );
                 let finishes = expired
                     .iter()
-                    .map(|job| Finish {
-                        lease: LeaseRef {
-                            job_id: job.id.clone(),
-                            token: job.lease.as_ref().unwrap().token.clone(),
-                        },
-                        outcome: Outcome::Retry {
+                    .map(|job| {
+                        let outcome = Outcome::Retry {
                             run_at: now,
                             error: Some(JobError {
                                 class: ErrorClass::LeaseExpired,
@@ -387,9 +374,8 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
                             }),
                             uses_retry: true,
                             rate_limit_wait: false,
-                        },
-                        only_if_expired_before: Some(now),
-                        now,
+                        };
+                        Finish::new(job, outcome, now).if_expired_before(now)
                     })
                     .collect();
                 let applied = store.finish(finishes).await.unwrap();

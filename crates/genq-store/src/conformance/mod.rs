@@ -116,12 +116,7 @@ fn lease(job: &Job) -> LeaseRef {
 }
 
 fn finish(job: &Job, outcome: Outcome, now: DateTime<Utc>) -> Finish {
-    Finish {
-        lease: lease(job),
-        outcome,
-        only_if_expired_before: None,
-        now,
-    }
+    Finish::new(job, outcome, now)
 }
 
 fn success() -> Outcome {
@@ -573,16 +568,14 @@ pub async fn rescuer_fence_loses_to_a_heartbeat(store: DynStore) {
         )
         .await
         .unwrap();
-    let rescue = |job: &Job| Finish {
-        lease: lease(job),
-        outcome: Outcome::Retry {
+    let rescue = |job: &Job| {
+        let outcome = Outcome::Retry {
             run_at: after_expiry,
             error: Some(error(ErrorClass::LeaseExpired)),
             uses_retry: true,
             rate_limit_wait: false,
-        },
-        only_if_expired_before: Some(after_expiry),
-        now: after_expiry,
+        };
+        Finish::new(job, outcome, after_expiry).if_expired_before(after_expiry)
     };
     let applied = store
         .finish(expired.iter().map(rescue).collect())

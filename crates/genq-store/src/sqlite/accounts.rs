@@ -2,7 +2,7 @@
 //! transitions that change them: a debit with its enqueue, a refund with its failure.
 
 use super::rows::{db_error, from_micros, micros};
-use crate::{Rejection, Result, StoreError};
+use crate::{Owner, Rejection, Result, StoreError};
 use chrono::{DateTime, Utc};
 use genq_core::limits::{self, Limits};
 use genq_core::{JobState, LedgerEntry, LedgerKind, User, UserDefaults};
@@ -163,6 +163,42 @@ pub(crate) fn ledger_entry(
     Ok(balance)
 }
 
+/// One debit entry per job, with the balance moved once for all of them.
+pub(crate) fn debit_jobs(
+    conn: &Connection,
+    user_id: &str,
+    balance: i64,
+    cost: i64,
+    job_ids: &[String],
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if cost == 0 || job_ids.is_empty() {
+        return Ok(());
+    }
+    let total = cost * job_ids.len() as i64;
+    conn.prepare_cached(sql!("user_add_credits"))
+        .and_then(|mut s| {
+            s.query_row(named_params! {":id": user_id, ":delta": -total}, |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .map_err(db_error)?;
+    let mut insert = conn
+        .prepare_cached(sql!("ledger_insert"))
+        .map_err(db_error)?;
+    for (i, job_id) in job_ids.iter().enumerate() {
+        insert
+            .execute(named_params! {
+                ":user_id": user_id, ":kind": LedgerKind::Debit.as_str(), ":amount": -cost,
+                ":balance": balance - cost * (i as i64 + 1), ":job_id": job_id, ":series": 1,
+                ":reason": reason, ":now": micros(now),
+            })
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 /// Admission of `n` new jobs for a user, inside the enqueue transaction: every limit and the
 /// balance are checked before anything is written, so a rejected request changes nothing.
 pub(crate) fn admit(
@@ -204,14 +240,6 @@ pub(crate) fn admit(
     Ok(())
 }
 
-/// What a job carries for bookkeeping when it changes state.
-pub(crate) struct Accounted {
-    pub user_id: String,
-    pub cost: i64,
-    pub day: String,
-    pub series: i64,
-}
-
 /// Per-user counter changes, applied once per user at the end of a transaction.
 #[derive(Default)]
 pub(crate) struct Counts(HashMap<String, (i64, i64)>);
@@ -238,7 +266,7 @@ pub(crate) fn after_transition(
     conn: &Connection,
     counts: &mut Counts,
     job_id: &str,
-    job: &Accounted,
+    job: &Owner,
     from: JobState,
     to: JobState,
     now: DateTime<Utc>,
@@ -262,7 +290,7 @@ pub(crate) fn after_transition(
                 &job.user_id,
                 LedgerKind::Refund,
                 job.cost,
-                Some((job_id, job.series)),
+                Some((job_id, job.series as i64)),
                 &format!("job {to}"),
                 now,
             )?;

@@ -294,17 +294,6 @@ fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
                 ":day": req.day,
             })
             .map_err(db_error)?;
-        if req.cost > 0 {
-            accounts::ledger_entry(
-                conn,
-                &req.user_id,
-                LedgerKind::Debit,
-                -req.cost,
-                Some((&id, 1)),
-                &format!("{} accepted", req.kind),
-                req.now,
-            )?;
-        }
         // Built here rather than read back: the insert's values are all known.
         jobs.push(Job {
             id,
@@ -328,8 +317,21 @@ fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
             finished_at: None,
             updated_at: req.now,
             lease: None,
+            day: req.day.clone(),
+            series: 1,
         });
     }
+    let job_ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+    let reason = format!("{} accepted", req.kind);
+    accounts::debit_jobs(
+        conn,
+        &req.user_id,
+        user.credits,
+        req.cost,
+        &job_ids,
+        &reason,
+        req.now,
+    )?;
     accounts::add_counts(conn, &req.user_id, n, 0)?;
     accounts::add_usage(conn, &req.user_id, &req.day, n)?;
     let batch = batch_id
@@ -482,40 +484,36 @@ fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
                 finished_at = Some(now);
             }
         }
-        let accounted = stmt
-            .query_row(
-                named_params! {
-                    ":id": f.lease.job_id,
-                    ":token": f.lease.token,
-                    ":expired_before": f.only_if_expired_before.map(micros),
-                    ":state": state,
-                    ":result": result,
-                    ":error_class": error.map(|e| e.class.as_str()),
-                    ":error_detail": error.map(|e| e.detail.as_str()),
-                    ":run_at": run_at,
-                    ":fair_tag": fair_tag,
-                    ":uses_retry": uses_retry as i64,
-                    ":rate_limit_wait": rate_limit_wait as i64,
-                    ":finished_at": finished_at,
-                    ":now": now,
-                },
-                rows::accounted,
-            )
-            .optional()
+        let changed = stmt
+            .execute(named_params! {
+                ":id": f.lease.job_id,
+                ":token": f.lease.token,
+                ":expired_before": f.only_if_expired_before.map(micros),
+                ":state": state,
+                ":result": result,
+                ":error_class": error.map(|e| e.class.as_str()),
+                ":error_detail": error.map(|e| e.detail.as_str()),
+                ":run_at": run_at,
+                ":fair_tag": fair_tag,
+                ":uses_retry": uses_retry as i64,
+                ":rate_limit_wait": rate_limit_wait as i64,
+                ":finished_at": finished_at,
+                ":now": now,
+            })
             .map_err(db_error)?;
-        if let Some(job) = &accounted {
+        if changed == 1 {
             let to = f.outcome.state();
             accounts::after_transition(
                 conn,
                 &mut counts,
                 &f.lease.job_id,
-                job,
+                &f.owner,
                 JobState::Running,
                 to,
                 f.now,
             )?;
         }
-        applied.push(accounted.is_some());
+        applied.push(changed == 1);
     }
     counts.apply(conn)?;
     Ok(applied)
@@ -563,14 +561,14 @@ fn user_on(conn: &Connection, id: &str, day: &str) -> Result<User> {
 }
 
 /// A job's state and what its bookkeeping needs; `NotFound` if there is no such job.
-fn job_accounting(conn: &Connection, id: &str) -> Result<(JobState, accounts::Accounted)> {
+fn job_accounting(conn: &Connection, id: &str) -> Result<(JobState, crate::Owner)> {
     conn.prepare_cached(sql!("job_accounting"))
         .and_then(|mut s| {
             s.query_row(named_params! {":id": id}, |r| {
                 let state: String = r.get(1)?;
                 Ok((
                     state,
-                    accounts::Accounted {
+                    crate::Owner {
                         user_id: r.get(0)?,
                         cost: r.get(2)?,
                         day: r.get(3)?,
@@ -640,7 +638,7 @@ fn admin_retry(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<Job> {
             &accounted.user_id,
             LedgerKind::Debit,
             -accounted.cost,
-            Some((id, series)),
+            Some((id, series as i64)),
             "admin retry",
             now,
         )?;

@@ -111,16 +111,8 @@ pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
         finished_at: opt_time(row.get(19)?),
         updated_at: from_micros(row.get(20)?),
         lease,
-    })
-}
-
-/// `user_id, cost, day, series`: what bookkeeping needs of a job that changed state.
-pub(crate) fn accounted(row: &Row<'_>) -> rusqlite::Result<super::accounts::Accounted> {
-    Ok(super::accounts::Accounted {
-        user_id: row.get(0)?,
-        cost: row.get(1)?,
-        day: row.get(2)?,
-        series: row.get(3)?,
+        series: row.get(26)?,
+        day: row.get(27)?,
     })
 }
 

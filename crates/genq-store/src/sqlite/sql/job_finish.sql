@@ -20,4 +20,3 @@ WHERE id = :id
   AND state = 'running'
   AND lease_token = :token
   AND (:expired_before IS NULL OR lease_expires_at < :expired_before)
-RETURNING user_id, cost, day, series
