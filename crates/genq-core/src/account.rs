@@ -92,7 +92,9 @@ pub struct LedgerEntry {
     pub amount: i64,
     /// The balance after this entry.
     pub balance: i64,
+    /// The job a debit or refund is for; a batch's one debit names the batch instead.
     pub job_id: Option<String>,
+    pub batch_id: Option<String>,
     pub reason: String,
     pub created_at: DateTime<Utc>,
 }

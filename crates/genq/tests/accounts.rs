@@ -68,8 +68,17 @@ async fn check_ledger(s: &TestServer, id: &str) {
             }
         }
     }
-    for (job, (debits, refunds)) in per_job {
+    // A batch is debited once, for all its jobs.
+    let batch_debits: std::collections::HashSet<String> = entries
+        .iter()
+        .filter_map(|e| e["batch_id"].as_str().map(str::to_string))
+        .collect();
+    for (job, (own_debits, refunds)) in per_job {
         let (_, j) = s.get(&format!("/v1/jobs/{job}")).await;
+        let in_batch = j["batch_id"]
+            .as_str()
+            .is_some_and(|b| batch_debits.contains(b));
+        let debits = own_debits + in_batch as i64;
         assert!(
             refunds <= debits && debits <= 1 + refunds,
             "{job}: {debits} debits, {refunds} refunds"

@@ -154,6 +154,8 @@ pub struct LedgerEntryView {
     /// The balance after this entry.
     pub balance: i64,
     pub job_id: Option<String>,
+    /// A batch is debited once, for all its jobs.
+    pub batch_id: Option<String>,
     pub reason: String,
     pub created_at: String,
 }
@@ -166,6 +168,7 @@ impl From<LedgerEntry> for LedgerEntryView {
             amount: e.amount,
             balance: e.balance,
             job_id: e.job_id,
+            batch_id: e.batch_id,
             reason: e.reason,
             created_at: ts(e.created_at),
         }

@@ -25,11 +25,17 @@ CREATE TABLE ledger (
     kind       TEXT NOT NULL CHECK (kind IN ('grant', 'debit', 'refund', 'adjust')),
     amount     INTEGER NOT NULL,
     balance    INTEGER NOT NULL CHECK (balance >= 0),
+    -- A job's debit or refund names the job and its attempt series; a batch is debited once,
+    -- for all its jobs, and names the batch.
     job_id     TEXT,
     series     INTEGER,
+    batch_id   TEXT,
     reason     TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    CHECK ((kind IN ('debit', 'refund')) = (job_id IS NOT NULL AND series IS NOT NULL)),
+    CHECK ((job_id IS NULL) = (series IS NULL)),
+    CHECK (kind <> 'refund' OR (job_id IS NOT NULL AND batch_id IS NULL)),
+    CHECK (kind <> 'debit' OR ((job_id IS NULL) <> (batch_id IS NULL))),
+    CHECK (kind IN ('debit', 'refund') OR (job_id IS NULL AND batch_id IS NULL)),
     CHECK (kind <> 'debit' OR amount < 0),
     CHECK (kind <> 'refund' OR amount > 0)
 );

@@ -72,6 +72,8 @@ pub fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug, Clone)]
 struct Model {
     user: String,
+    /// Accepted in a batch: its first debit is the batch's one entry.
+    in_batch: bool,
     state: JobState,
     attempt: u32,
     token: Option<String>,
@@ -167,6 +169,7 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
                     jobs.insert(
                         job.id,
                         Model {
+                            in_batch: job.batch_id.is_some(),
                             user: user.clone(),
                             state: JobState::Queued,
                             attempt: 0,
@@ -430,13 +433,14 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
             );
             assert!(entries.iter().all(|e| e.balance >= 0));
             for (id, m) in jobs.iter().filter(|(_, m)| &m.user == user) {
-                let net: i64 = entries
+                let own: i64 = entries
                     .iter()
                     .filter(|e| e.job_id.as_deref() == Some(id))
                     .map(|e| e.amount)
                     .sum();
+                let batch_share = if m.in_batch { -1 } else { 0 };
                 assert_eq!(
-                    net,
+                    own + batch_share,
                     if pays(m.state) { -1 } else { 0 },
                     "job {id} in {:?}",
                     m.state

@@ -155,7 +155,8 @@ pub(crate) fn ledger_entry(
         .and_then(|mut s| {
             s.execute(named_params! {
                 ":user_id": user_id, ":kind": kind.as_str(), ":amount": amount, ":balance": balance,
-                ":job_id": job.map(|j| j.0), ":series": job.map(|j| j.1), ":reason": reason,
+                ":job_id": job.map(|j| j.0), ":series": job.map(|j| j.1), ":batch_id": None::<String>,
+                ":reason": reason,
                 ":now": micros(now),
             })
         })
@@ -163,39 +164,39 @@ pub(crate) fn ledger_entry(
     Ok(balance)
 }
 
-/// One debit entry per job, with the balance moved once for all of them.
-pub(crate) fn debit_jobs(
+/// The debit for newly accepted jobs: one entry for a single job, one for a whole batch.
+pub(crate) fn debit_new(
     conn: &Connection,
     user_id: &str,
-    balance: i64,
-    cost: i64,
-    job_ids: &[String],
+    total: i64,
+    job_or_batch: Result<&str, &str>,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if cost == 0 || job_ids.is_empty() {
+    if total == 0 {
         return Ok(());
     }
-    let total = cost * job_ids.len() as i64;
-    conn.prepare_cached(sql!("user_add_credits"))
+    let balance: i64 = conn
+        .prepare_cached(sql!("user_add_credits"))
         .and_then(|mut s| {
             s.query_row(named_params! {":id": user_id, ":delta": -total}, |r| {
-                r.get::<_, i64>(0)
+                r.get(0)
             })
         })
         .map_err(db_error)?;
-    let mut insert = conn
-        .prepare_cached(sql!("ledger_insert"))
-        .map_err(db_error)?;
-    for (i, job_id) in job_ids.iter().enumerate() {
-        insert
-            .execute(named_params! {
-                ":user_id": user_id, ":kind": LedgerKind::Debit.as_str(), ":amount": -cost,
-                ":balance": balance - cost * (i as i64 + 1), ":job_id": job_id, ":series": 1,
+    let (job_id, series, batch_id) = match job_or_batch {
+        Ok(job) => (Some(job), Some(1), None),
+        Err(batch) => (None, None, Some(batch)),
+    };
+    conn.prepare_cached(sql!("ledger_insert"))
+        .and_then(|mut s| {
+            s.execute(named_params! {
+                ":user_id": user_id, ":kind": LedgerKind::Debit.as_str(), ":amount": -total,
+                ":balance": balance, ":job_id": job_id, ":series": series, ":batch_id": batch_id,
                 ":reason": reason, ":now": micros(now),
             })
-            .map_err(db_error)?;
-    }
+        })
+        .map_err(db_error)?;
     Ok(())
 }
 
@@ -320,6 +321,7 @@ pub(crate) fn ledger_page(
                     job_id: r.get(5)?,
                     reason: r.get(6)?,
                     created_at: from_micros(r.get(7)?),
+                    batch_id: r.get(8)?,
                 })
             },
         )

@@ -321,17 +321,12 @@ fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
             series: 1,
         });
     }
-    let job_ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
     let reason = format!("{} accepted", req.kind);
-    accounts::debit_jobs(
-        conn,
-        &req.user_id,
-        user.credits,
-        req.cost,
-        &job_ids,
-        &reason,
-        req.now,
-    )?;
+    let debited = match &batch_id {
+        Some(batch) => Err(batch.as_str()),
+        None => Ok(jobs[0].id.as_str()),
+    };
+    accounts::debit_new(conn, &req.user_id, req.cost * n, debited, &reason, req.now)?;
     accounts::add_counts(conn, &req.user_id, n, 0)?;
     accounts::add_usage(conn, &req.user_id, &req.day, n)?;
     let batch = batch_id

@@ -1,2 +1,2 @@
-INSERT INTO ledger (user_id, kind, amount, balance, job_id, series, reason, created_at)
-VALUES (:user_id, :kind, :amount, :balance, :job_id, :series, :reason, :now)
+INSERT INTO ledger (user_id, kind, amount, balance, job_id, series, batch_id, reason, created_at)
+VALUES (:user_id, :kind, :amount, :balance, :job_id, :series, :batch_id, :reason, :now)
