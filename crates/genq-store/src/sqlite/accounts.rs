@@ -164,26 +164,29 @@ pub(crate) fn ledger_entry(
     Ok(balance)
 }
 
-/// The debit for newly accepted jobs: one entry for a single job, one for a whole batch.
-pub(crate) fn debit_new(
+/// Book `n` newly accepted jobs: the unfinished count, and their cost `total` with one debit
+/// entry (for the single job, or for the whole batch).
+pub(crate) fn accept_new(
     conn: &Connection,
     user_id: &str,
+    n: i64,
     total: i64,
     job_or_batch: Result<&str, &str>,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let balance: i64 = conn
+        .prepare_cached(sql!("user_accept"))
+        .and_then(|mut s| {
+            s.query_row(
+                named_params! {":id": user_id, ":n": n, ":total": total},
+                |r| r.get(0),
+            )
+        })
+        .map_err(db_error)?;
     if total == 0 {
         return Ok(());
     }
-    let balance: i64 = conn
-        .prepare_cached(sql!("user_add_credits"))
-        .and_then(|mut s| {
-            s.query_row(named_params! {":id": user_id, ":delta": -total}, |r| {
-                r.get(0)
-            })
-        })
-        .map_err(db_error)?;
     let (job_id, series, batch_id) = match job_or_batch {
         Ok(job) => (Some(job), Some(1), None),
         Err(batch) => (None, None, Some(batch)),

@@ -326,8 +326,15 @@ fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
         Some(batch) => Err(batch.as_str()),
         None => Ok(jobs[0].id.as_str()),
     };
-    accounts::debit_new(conn, &req.user_id, req.cost * n, debited, &reason, req.now)?;
-    accounts::add_counts(conn, &req.user_id, n, 0)?;
+    accounts::accept_new(
+        conn,
+        &req.user_id,
+        n,
+        req.cost * n,
+        debited,
+        &reason,
+        req.now,
+    )?;
     accounts::add_usage(conn, &req.user_id, &req.day, n)?;
     let batch = batch_id
         .as_deref()
