@@ -204,17 +204,6 @@ fn delay_until(delay: Duration) -> chrono::Duration {
         .min(MAX_RETRY_DELAY)
 }
 
-pub(crate) fn lease_of(job: &Job) -> LeaseRef {
-    LeaseRef {
-        job_id: job.id.clone(),
-        token: job
-            .lease
-            .as_ref()
-            .map(|l| l.token.clone())
-            .unwrap_or_default(),
-    }
-}
-
 /// Run the pool until `shutdown`; then drain as described in `Engine::run`.
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let kinds = shared.local_kinds();
@@ -302,7 +291,7 @@ async fn idle(shared: &Shared, shutdown: &CancellationToken) {
 }
 
 async fn run_attempt(shared: &Shared, job: Job, abort: CancellationToken) -> Report {
-    let lease = lease_of(&job);
+    let lease = LeaseRef::of(&job);
     let lost = shared.active.insert(&job.id, &lease.token);
     let runtime = shared.kinds.get(&job.kind);
     let Some(handler) = runtime.and_then(|k| k.handler.clone()) else {

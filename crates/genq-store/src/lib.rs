@@ -133,6 +133,20 @@ pub struct LeaseRef {
     pub token: String,
 }
 
+impl LeaseRef {
+    /// The lease `job` holds (an empty token when it holds none, which no fence accepts).
+    pub fn of(job: &Job) -> LeaseRef {
+        LeaseRef {
+            job_id: job.id.clone(),
+            token: job
+                .lease
+                .as_ref()
+                .map(|l| l.token.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// A transition out of `running`, applied only if the lease still holds.
 #[derive(Debug, Clone)]
 pub struct Finish {
@@ -159,14 +173,7 @@ impl Finish {
     /// A transition of the running attempt `job` holds (the job as claimed or read).
     pub fn new(job: &Job, outcome: Outcome, now: DateTime<Utc>) -> Finish {
         Finish {
-            lease: LeaseRef {
-                job_id: job.id.clone(),
-                token: job
-                    .lease
-                    .as_ref()
-                    .map(|l| l.token.clone())
-                    .unwrap_or_default(),
-            },
+            lease: LeaseRef::of(job),
             owner: Owner {
                 user_id: job.user_id.clone(),
                 cost: job.cost,
