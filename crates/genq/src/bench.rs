@@ -45,6 +45,9 @@ pub struct BenchArgs {
     /// Samples for the idle latency.
     #[arg(long, default_value_t = 500)]
     pub latency_samples: u32,
+    /// Run only these sections: engine, credits, latency, deep, http, rss.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
     /// Skip the HTTP runs.
     #[arg(long)]
     pub no_http: bool,
@@ -67,7 +70,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
-    for synchronous in [Synchronous::Full, Synchronous::Normal] {
+    let wants = |section: &str| args.only.is_empty() || args.only.iter().any(|s| s == section);
+    let syncs = if wants("engine") {
+        vec![Synchronous::Full, Synchronous::Normal]
+    } else {
+        vec![]
+    };
+    for synchronous in syncs {
         let mut runs = Vec::new();
         for run in 0..args.runs.max(1) {
             let path = dir.join(format!("throughput-{synchronous:?}-{run}.db"));
@@ -87,8 +96,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     // The cost of credits on the enqueue path: every request checks the limits and the
-    // balance; a kind with a cost also writes one ledger debit per job.
-    for (per_request, total) in [(200, 40_000), (1, 6_000)] {
+    // balance; a kind with a cost also moves the balance and writes one debit entry.
+    let shapes = if wants("credits") {
+        vec![(200, 40_000), (1, 6_000)]
+    } else {
+        vec![]
+    };
+    for (per_request, total) in shapes {
         // Interleaved, three of each, medians: the machine's drift hits both alike.
         let (mut free, mut paid) = (Vec::new(), Vec::new());
         for run in 0..3 {
@@ -103,12 +117,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
 
-    let (p50, p99) = idle_latency(&dir.join("latency.db"), &args).await?;
-    println!(
-        "engine  enqueue -> start, idle                  p50 {p50:>6.2} ms  p99 {p99:>6.2} ms   target p99 <= 5 ms"
-    );
+    if wants("latency") {
+        let (p50, p99) = idle_latency(&dir.join("latency.db"), &args).await?;
+        println!(
+            "engine  enqueue -> start, idle                  p50 {p50:>6.2} ms  p99 {p99:>6.2} ms   target p99 <= 5 ms"
+        );
+    }
 
-    if args.deep > 0 {
+    if args.deep > 0 && wants("deep") {
         let measured = 50_000;
         let shallow = deep_queue(&dir.join("shallow.db"), 1_000, measured, &args).await?;
         let deep = deep_queue(&dir.join("deep.db"), args.deep, measured, &args).await?;
@@ -120,7 +136,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
 
-    if !args.no_http {
+    if !args.no_http && wants("http") {
         let (p50, p99, http_rate) = http(&dir.join("http.db"), &args).await?;
         println!(
             "http    POST /v1/batches, 200 items             p50 {p50:>6.2} ms  p99 {p99:>6.2} ms   target <= 20 ms"
@@ -128,7 +144,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("http    processed end to end through the API          {http_rate:>10.0} jobs/s");
     }
 
-    if !args.no_rss {
+    if !args.no_rss && wants("rss") {
         let rss = idle_rss(&dir).await?;
         println!(
             "serve   idle RSS                                       {rss:>10.1} MB     target <= 30 MB"
