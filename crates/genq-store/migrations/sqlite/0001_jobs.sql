@@ -1,5 +1,7 @@
 -- Jobs, batches and the fair-queueing clock.
 -- Times are integer microseconds since the Unix epoch (UTC).
+-- Lists of three or more values are written as OR chains, not IN (...): SQLite evaluates an IN
+-- list through a temporary table, and these checks run on every write of a job.
 
 CREATE TABLE batches (
     id              TEXT PRIMARY KEY,
@@ -19,7 +21,8 @@ CREATE TABLE jobs (
     user_id          TEXT NOT NULL,
     batch_id         TEXT REFERENCES batches (id),
     state            TEXT NOT NULL
-        CHECK (state IN ('queued', 'running', 'retrying', 'succeeded', 'failed', 'canceled')),
+        CHECK (state = 'queued' OR state = 'running' OR state = 'retrying'
+               OR state = 'succeeded' OR state = 'failed' OR state = 'canceled'),
     priority         INTEGER NOT NULL DEFAULT 0,
     attempt          INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),
     max_retries      INTEGER NOT NULL CHECK (max_retries >= 0),
@@ -48,7 +51,8 @@ CREATE TABLE jobs (
     CHECK ((lease_token IS NULL) = (lease_expires_at IS NULL)),
     CHECK ((lease_token IS NULL) = (lease_node IS NULL)),
     -- A finished job has finished_at, and only a finished job does.
-    CHECK ((state IN ('succeeded', 'failed', 'canceled')) = (finished_at IS NOT NULL)),
+    CHECK ((state = 'succeeded' OR state = 'failed' OR state = 'canceled')
+           = (finished_at IS NOT NULL)),
     -- Only claimable jobs sit in the fair queue.
     CHECK (fair_tag IS NULL OR state IN ('queued', 'retrying')),
     -- A succeeded job has a result; a failed or canceled one says why.

@@ -22,7 +22,8 @@ CREATE TABLE daily_usage (
 CREATE TABLE ledger (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id    TEXT NOT NULL,
-    kind       TEXT NOT NULL CHECK (kind IN ('grant', 'debit', 'refund', 'adjust')),
+    kind       TEXT NOT NULL
+        CHECK (kind = 'grant' OR kind = 'debit' OR kind = 'refund' OR kind = 'adjust'),
     amount     INTEGER NOT NULL,
     balance    INTEGER NOT NULL CHECK (balance >= 0),
     -- A job's debit or refund names the job and its attempt series; a batch is debited once,

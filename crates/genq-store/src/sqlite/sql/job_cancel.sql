@@ -9,5 +9,5 @@ SET state = 'canceled',
     error_detail = 'canceled on request',
     finished_at = :now,
     updated_at = :now
-WHERE id = :id AND state IN ('queued', 'running', 'retrying')
+WHERE id = :id AND (state = 'queued' OR state = 'running' OR state = 'retrying')
 RETURNING *
