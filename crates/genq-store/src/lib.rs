@@ -81,6 +81,15 @@ impl std::fmt::Debug for NodeLock {
     }
 }
 
+/// When a user is looked at: the quota day whose usage to report, what a user seen for the
+/// first time gets, and the time of any entry written.
+#[derive(Debug, Clone)]
+pub struct UserCtx {
+    pub day: String,
+    pub defaults: UserDefaults,
+    pub now: DateTime<Utc>,
+}
+
 /// Jobs to enqueue in one transaction: one job, or a batch (all or nothing).
 #[derive(Debug, Clone)]
 pub struct NewJobs {
@@ -326,23 +335,10 @@ pub trait Store: Send + Sync + 'static {
     /// Store one limit; `Invalid` for an unknown key or a value out of range.
     async fn set_limit(&self, key: &str, value: i64, now: DateTime<Utc>) -> Result<Limits>;
 
-    /// A user (created on first use), with its usage on `day`.
-    async fn user(
-        &self,
-        user_id: &str,
-        day: &str,
-        defaults: &UserDefaults,
-        now: DateTime<Utc>,
-    ) -> Result<User>;
+    /// A user (created on first use), with its usage on the context's day.
+    async fn user(&self, user_id: &str, ctx: &UserCtx) -> Result<User>;
 
-    async fn set_plan(
-        &self,
-        user_id: &str,
-        plan: &str,
-        day: &str,
-        defaults: &UserDefaults,
-        now: DateTime<Utc>,
-    ) -> Result<User>;
+    async fn set_plan(&self, user_id: &str, plan: &str, ctx: &UserCtx) -> Result<User>;
 
     /// A `grant` (delta > 0) or `adjust` (delta < 0) entry; `Conflict` if the balance would go
     /// below zero.
@@ -351,9 +347,7 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
         delta: i64,
         reason: &str,
-        day: &str,
-        defaults: &UserDefaults,
-        now: DateTime<Utc>,
+        ctx: &UserCtx,
     ) -> Result<User>;
 
     /// Ledger entries newest first, older than the entry id `before`; with the id to pass for

@@ -11,6 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use genq_core::limits::PLANS;
 use genq_core::{LedgerEntry, User};
+use genq_store::UserCtx;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -27,6 +28,16 @@ pub struct UserView {
     /// Queued, running and retrying jobs.
     pub unfinished: u32,
     pub created_at: String,
+}
+
+/// Today in `quota.timezone`, and the `[users]` defaults.
+fn user_ctx(state: &AppState) -> UserCtx {
+    let now = state.clock.now();
+    UserCtx {
+        day: state.config.quota.day(now),
+        defaults: state.config.users.defaults(),
+        now,
+    }
 }
 
 async fn view(state: &AppState, user: User) -> ApiResult<UserView> {
@@ -51,16 +62,7 @@ pub async fn get(
     PathId(id): PathId,
 ) -> ApiResult<Json<UserView>> {
     caller.require_app()?;
-    let now = state.clock.now();
-    let user = state
-        .store
-        .user(
-            &id,
-            &state.config.quota.day(now),
-            &state.config.users.defaults(),
-            now,
-        )
-        .await?;
+    let user = state.store.user(&id, &user_ctx(&state)).await?;
     Ok(Json(view(&state, user).await?))
 }
 
@@ -89,16 +91,9 @@ pub async fn put(
         ))
         .with_details(serde_json::json!({"field": "plan"})));
     }
-    let now = state.clock.now();
     let user = state
         .store
-        .set_plan(
-            &id,
-            &body.plan,
-            &state.config.quota.day(now),
-            &state.config.users.defaults(),
-            now,
-        )
+        .set_plan(&id, &body.plan, &user_ctx(&state))
         .await?;
     Ok(Json(view(&state, user).await?))
 }
@@ -129,17 +124,9 @@ pub async fn credits(
         );
     }
     crate::extract::check_key("reason", &body.reason)?;
-    let now = state.clock.now();
     let user = state
         .store
-        .add_credits(
-            &id,
-            body.delta,
-            &body.reason,
-            &state.config.quota.day(now),
-            &state.config.users.defaults(),
-            now,
-        )
+        .add_credits(&id, body.delta, &body.reason, &user_ctx(&state))
         .await?;
     Ok(Json(view(&state, user).await?))
 }

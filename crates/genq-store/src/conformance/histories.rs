@@ -410,7 +410,12 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
         // The money and the counts: each user's balance, its ledger, its quota usage.
         for (user, balance) in &credits {
             let mine: Vec<&Model> = jobs.values().filter(|m| &m.user == user).collect();
-            let u = store.user(user, &day, &defaults(), now).await.unwrap();
+            let ctx = crate::UserCtx {
+                day: day.clone(),
+                defaults: defaults(),
+                now,
+            };
+            let u = store.user(user, &ctx).await.unwrap();
             assert_eq!(u.credits, *balance, "{user}'s balance");
             assert_eq!(
                 u.unfinished as usize,

@@ -7,7 +7,9 @@ mod histories;
 
 pub use histories::{Op, op, run_history};
 
-use crate::{ClaimRequest, Finish, JobFilter, LeaseRef, NewJobs, Outcome, Store, StoreError};
+use crate::{
+    ClaimRequest, Finish, JobFilter, LeaseRef, NewJobs, Outcome, Store, StoreError, UserCtx,
+};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use genq_core::{ErrorClass, Job, JobError, JobState};
 use serde_json::json;
@@ -77,6 +79,14 @@ fn new_jobs(user: &str, n: usize) -> NewJobs {
         now: t0(),
         day: "2026-01-02".into(),
         user_defaults: rich(),
+    }
+}
+
+fn ctx() -> UserCtx {
+    UserCtx {
+        day: "2026-01-02".into(),
+        defaults: rich(),
+        now: t0(),
     }
 }
 
@@ -770,12 +780,18 @@ fn poor(credits: i64, plan: &str) -> genq_core::UserDefaults {
 }
 
 async fn user(store: &DynStore, id: &str) -> genq_core::User {
-    store.user(id, "2026-01-02", &rich(), t0()).await.unwrap()
+    store.user(id, &ctx()).await.unwrap()
 }
 
 pub async fn users_are_created_on_first_use(store: DynStore) {
     let u = store
-        .user("new", "2026-01-02", &poor(7, "basic"), t0())
+        .user(
+            "new",
+            &UserCtx {
+                defaults: poor(7, "basic"),
+                ..ctx()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -792,24 +808,25 @@ pub async fn users_are_created_on_first_use(store: DynStore) {
     assert!(next.is_none());
     // Seen again: the defaults do not apply twice.
     let again = store
-        .user("new", "2026-01-02", &poor(100, "free"), t0())
+        .user(
+            "new",
+            &UserCtx {
+                defaults: poor(100, "free"),
+                ..ctx()
+            },
+        )
         .await
         .unwrap();
     assert_eq!((again.plan.as_str(), again.credits), ("basic", 7));
-    let u = store
-        .set_plan("new", "professional", "2026-01-02", &rich(), t0())
-        .await
-        .unwrap();
+    let u = store.set_plan("new", "professional", &ctx()).await.unwrap();
     assert_eq!(u.plan, "professional");
     let u = store
-        .add_credits("new", -7, "chargeback", "2026-01-02", &rich(), t0())
+        .add_credits("new", -7, "chargeback", &ctx())
         .await
         .unwrap();
     assert_eq!(u.credits, 0);
     assert!(matches!(
-        store
-            .add_credits("new", -1, "too much", "2026-01-02", &rich(), t0())
-            .await,
+        store.add_credits("new", -1, "too much", &ctx()).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -884,10 +901,7 @@ pub async fn enqueue_checks_every_limit_before_writing(store: DynStore) {
         .set_limit("batch_max_queued_per_user", 1000, t0())
         .await
         .unwrap();
-    store
-        .set_plan("u1", "enterprise", "2026-01-04", &rich(), t0())
-        .await
-        .unwrap();
+    store.set_plan("u1", "enterprise", &ctx()).await.unwrap();
     let mut big = req.clone();
     big.day = "2026-01-04".into();
     big.payloads = vec![json!({}); 95];
@@ -1009,10 +1023,7 @@ pub async fn admin_retry_debits_again(store: DynStore) {
         1,
         "the second series is refunded too"
     );
-    store
-        .add_credits("u1", -1, "spent", "2026-01-02", &rich(), t0())
-        .await
-        .unwrap();
+    store.add_credits("u1", -1, "spent", &ctx()).await.unwrap();
     assert!(matches!(
         store.retry(&id, t0()).await,
         Err(StoreError::Rejected(

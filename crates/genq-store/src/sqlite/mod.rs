@@ -16,11 +16,11 @@ mod writer;
 
 use crate::{
     ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome, Page,
-    Rejection, Result, Staged, Stats, Store, StoreError,
+    Rejection, Result, Staged, Stats, Store, StoreError, UserCtx,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use genq_core::{Batch, Job, JobState, LedgerEntry, LedgerKind, Limits, User, UserDefaults, ids};
+use genq_core::{Batch, Job, JobState, LedgerEntry, LedgerKind, Limits, User, ids};
 use readers::Readers;
 use rows::{db_error, from_micros, micros};
 use rusqlite::{Connection, OptionalExtension, named_params};
@@ -939,43 +939,25 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn user(
-        &self,
-        user_id: &str,
-        day: &str,
-        defaults: &UserDefaults,
-        now: DateTime<Utc>,
-    ) -> Result<User> {
-        let (id, day, defaults) = (user_id.to_string(), day.to_string(), defaults.clone());
+    async fn user(&self, user_id: &str, ctx: &UserCtx) -> Result<User> {
+        let (id, ctx) = (user_id.to_string(), ctx.clone());
         self.writer
             .write(move |conn| {
-                accounts::ensure_user(conn, &id, &defaults, now)?;
-                user_on(conn, &id, &day)
+                accounts::ensure_user(conn, &id, &ctx.defaults, ctx.now)?;
+                user_on(conn, &id, &ctx.day)
             })
             .await
     }
 
-    async fn set_plan(
-        &self,
-        user_id: &str,
-        plan: &str,
-        day: &str,
-        defaults: &UserDefaults,
-        now: DateTime<Utc>,
-    ) -> Result<User> {
-        let (id, plan, day, defaults) = (
-            user_id.to_string(),
-            plan.to_string(),
-            day.to_string(),
-            defaults.clone(),
-        );
+    async fn set_plan(&self, user_id: &str, plan: &str, ctx: &UserCtx) -> Result<User> {
+        let (id, plan, ctx) = (user_id.to_string(), plan.to_string(), ctx.clone());
         self.writer
             .write(move |conn| {
-                accounts::ensure_user(conn, &id, &defaults, now)?;
+                accounts::ensure_user(conn, &id, &ctx.defaults, ctx.now)?;
                 conn.prepare_cached(sql!("user_set_plan"))
                     .and_then(|mut s| s.execute(named_params! {":id": id, ":plan": plan}))
                     .map_err(db_error)?;
-                user_on(conn, &id, &day)
+                user_on(conn, &id, &ctx.day)
             })
             .await
     }
@@ -985,26 +967,19 @@ impl Store for SqliteStore {
         user_id: &str,
         delta: i64,
         reason: &str,
-        day: &str,
-        defaults: &UserDefaults,
-        now: DateTime<Utc>,
+        ctx: &UserCtx,
     ) -> Result<User> {
-        let (id, reason, day, defaults) = (
-            user_id.to_string(),
-            reason.to_string(),
-            day.to_string(),
-            defaults.clone(),
-        );
+        let (id, reason, ctx) = (user_id.to_string(), reason.to_string(), ctx.clone());
         self.writer
             .write(move |conn| {
-                accounts::ensure_user(conn, &id, &defaults, now)?;
+                accounts::ensure_user(conn, &id, &ctx.defaults, ctx.now)?;
                 let kind = if delta > 0 {
                     LedgerKind::Grant
                 } else {
                     LedgerKind::Adjust
                 };
-                accounts::ledger_entry(conn, &id, kind, delta, None, &reason, now)?;
-                user_on(conn, &id, &day)
+                accounts::ledger_entry(conn, &id, kind, delta, None, &reason, ctx.now)?;
+                user_on(conn, &id, &ctx.day)
             })
             .await
     }
