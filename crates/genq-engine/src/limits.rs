@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub const REFRESH: Duration = Duration::from_millis(500);
+pub const REFRESH: Duration = Duration::from_millis(250);
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(REFRESH);

@@ -311,3 +311,36 @@ async fn shutdown_hands_back_what_outlives_the_grace_period() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id, ids[1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_changed_elsewhere_reaches_this_worker_within_a_second() {
+    let s = setup(settings("n1"));
+    let (stop, handle) = start(&s.engine);
+    // Another process: its own connection to the same database file.
+    let path = s._dir.path().join("genq.db");
+    let other = SqliteStore::open(&path).unwrap();
+    let started = std::time::Instant::now();
+    other
+        .set_limit("job_processing_timeout_seconds", 7, chrono::Utc::now())
+        .await
+        .unwrap();
+    loop {
+        let seen = s
+            .engine
+            .shared()
+            .limits
+            .read()
+            .unwrap()
+            .get("job_processing_timeout_seconds");
+        if seen == 7 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the change did not arrive within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    handle.await.unwrap();
+}
