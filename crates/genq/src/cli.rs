@@ -69,6 +69,30 @@ pub enum Command {
     Limits(LimitsCommand),
     /// Measure throughput and latency on this machine.
     Bench(bench::BenchArgs),
+    /// Run a fake AI provider (OpenAI-compatible chat and images, a task API, per-key limits)
+    /// for tests and benchmarks.
+    FakeProvider(FakeProviderArgs),
+}
+
+#[derive(Args)]
+pub struct FakeProviderArgs {
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub listen: std::net::SocketAddr,
+    /// Accepted API keys, comma-separated; none accepts any key.
+    #[arg(long, value_delimiter = ',')]
+    pub keys: Vec<String>,
+    /// Requests per minute per key.
+    #[arg(long)]
+    pub rpm: Option<u32>,
+    /// Tokens per minute per key.
+    #[arg(long)]
+    pub tpm: Option<u32>,
+    /// Requests in flight per key.
+    #[arg(long)]
+    pub max_concurrent: Option<u32>,
+    /// How long a request or task takes, e.g. 50ms or 60s.
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+    pub latency: std::time::Duration,
 }
 
 #[derive(Args)]
@@ -239,5 +263,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Limits(LimitsCommand::Get(a)) => client::limits_get(a).await,
         Command::Limits(LimitsCommand::Set(a)) => client::limits_set(a).await,
         Command::Bench(a) => bench::run(a).await,
+        Command::FakeProvider(a) => fake_provider(a).await,
     }
+}
+
+async fn fake_provider(a: FakeProviderArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let config = genq_fake_provider::FakeConfig {
+        keys: a.keys,
+        requests_per_minute: a.rpm,
+        tokens_per_minute: a.tpm,
+        max_concurrent: a.max_concurrent,
+        latency: a.latency,
+    };
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("--listen: cannot bind {}", a.listen))?;
+    println!(
+        "fake provider listening on http://{}",
+        listener.local_addr()?
+    );
+    axum::serve(listener, genq_fake_provider::router(config))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("the fake provider failed")
 }

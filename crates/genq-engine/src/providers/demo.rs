@@ -7,6 +7,7 @@
 use crate::handler::{Attempt, Handler};
 use async_trait::async_trait;
 use genq_config::Provider;
+use genq_core::simulate::Simulate;
 use genq_core::{ErrorClass, Failure};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
@@ -30,57 +31,6 @@ struct Key {
     per_minute: Option<u32>,
     /// Start times of the requests of the last minute (a sliding window).
     recent: Mutex<VecDeque<Instant>>,
-}
-
-/// The `simulate` field of a payload.
-#[derive(Debug, Default, PartialEq)]
-pub struct Simulate {
-    pub fail: Option<ErrorClass>,
-    pub fail_attempts: Option<u32>,
-    pub latency_ms: Option<u64>,
-}
-
-impl Simulate {
-    pub fn from_payload(payload: &Value) -> Result<Simulate, String> {
-        let Some(sim) = payload.get("simulate") else {
-            return Ok(Simulate::default());
-        };
-        let obj = sim
-            .as_object()
-            .ok_or("simulate must be an object with fail, fail_attempts, latency_ms")?;
-        let mut out = Simulate::default();
-        for (key, value) in obj {
-            match key.as_str() {
-                "fail" => {
-                    let class = value.as_str().ok_or("simulate.fail must be a string")?;
-                    out.fail = Some(class.parse().map_err(|e| format!("simulate.fail: {e}"))?);
-                }
-                "fail_attempts" => {
-                    let n = value
-                        .as_u64()
-                        .ok_or("simulate.fail_attempts must be a non-negative integer")?;
-                    out.fail_attempts = Some(n.min(u32::MAX as u64) as u32);
-                }
-                "latency_ms" => {
-                    let ms = value
-                        .as_u64()
-                        .ok_or("simulate.latency_ms must be a non-negative integer")?;
-                    out.latency_ms = Some(ms.min(3_600_000));
-                }
-                other => return Err(format!("simulate.{other} is not a simulate field")),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Whether attempt number `attempt` (1-based) fails, and with what.
-    pub fn failure_for(&self, attempt: u32) -> Option<ErrorClass> {
-        let class = self.fail?;
-        match self.fail_attempts {
-            Some(n) if attempt > n => None,
-            _ => Some(class),
-        }
-    }
 }
 
 impl DemoProvider {
