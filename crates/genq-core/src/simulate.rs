@@ -54,3 +54,35 @@ impl Simulate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn simulate_parses_and_decides_per_attempt() {
+        let s = Simulate::from_payload(
+            &json!({"simulate": {"fail": "temporary", "fail_attempts": 2, "latency_ms": 5}}),
+        )
+        .unwrap();
+        assert_eq!(s.latency_ms, Some(5));
+        assert_eq!(s.failure_for(1), Some(ErrorClass::Temporary));
+        assert_eq!(s.failure_for(2), Some(ErrorClass::Temporary));
+        assert_eq!(s.failure_for(3), None);
+        let always = Simulate::from_payload(&json!({"simulate": {"fail": "user_error"}})).unwrap();
+        assert_eq!(always.failure_for(99), Some(ErrorClass::UserError));
+        assert_eq!(
+            Simulate::from_payload(&json!({"x": 1})).unwrap(),
+            Simulate::default()
+        );
+        for bad in [
+            json!({"simulate": 3}),
+            json!({"simulate": {"fail": "sometimes"}}),
+            json!({"simulate": {"fail_attempts": -1}}),
+            json!({"simulate": {"explode": true}}),
+        ] {
+            assert!(Simulate::from_payload(&bad).is_err(), "{bad}");
+        }
+    }
+}
