@@ -470,14 +470,26 @@ impl Config {
                     format!("provider {:?} is defined twice", p.name),
                 );
             }
-            if p.kind != ProviderType::Demo {
+            if p.kind == ProviderType::Task {
                 return fail(
                     &key("type"),
-                    format!(
-                        "{:?} providers are not available in this version; use \"demo\" or external kinds",
-                        p.kind
-                    ),
+                    "task providers are not available in this version; use \"demo\", \"http\" or external kinds".into(),
                 );
+            }
+            if p.kind == ProviderType::Http {
+                let url = p.base_url.as_deref().unwrap_or("");
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return fail(
+                        &key("base_url"),
+                        format!("an http provider needs base_url = \"https://…\", got {url:?}"),
+                    );
+                }
+                if p.keys.is_empty() {
+                    return fail(
+                        &key("keys"),
+                        "an http provider needs at least one key".into(),
+                    );
+                }
             }
             if p.max_concurrent == Some(0) {
                 return fail(&key("max_concurrent"), "must be at least 1".into());
@@ -522,6 +534,19 @@ impl Config {
                                 .copied()
                                 .collect::<Vec<_>>()
                                 .join(", ")
+                        ),
+                    );
+                }
+                (Some(p), false)
+                    if self
+                        .provider(p)
+                        .is_some_and(|p| p.kind == ProviderType::Http)
+                        && !k.path.as_deref().is_some_and(|path| path.starts_with('/')) =>
+                {
+                    return fail(
+                        &key("path"),
+                        format!(
+                            "a kind of the http provider {p:?} needs path = \"/…\", e.g. \"/chat/completions\""
                         ),
                     );
                 }

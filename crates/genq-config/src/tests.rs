@@ -110,6 +110,22 @@ fn errors_name_the_key() {
             "auth.admin_tokens[0]",
         ),
         ("mode = \"staging\"\n", "mode"),
+        (
+            "[[providers]]\nname = \"or\"\ntype = \"http\"\nkeys = [\"k\"]\n",
+            "providers[0].base_url",
+        ),
+        (
+            "[[providers]]\nname = \"or\"\ntype = \"http\"\nbase_url = \"https://x\"\n",
+            "providers[0].keys",
+        ),
+        (
+            "[[providers]]\nname = \"or\"\ntype = \"http\"\nbase_url = \"https://x\"\nkeys = [\"k\"]\n[[kinds]]\nname = \"a\"\nprovider = \"or\"\n",
+            "kinds[0].path",
+        ),
+        (
+            "[[providers]]\nname = \"v\"\ntype = \"task\"\n",
+            "providers[0].type",
+        ),
         ("[worker]\nlease = \"1000y\"\n", "worker.lease"),
         (
             "[[providers]]\nname = \"demo\"\ntype = \"demo\"\n[[kinds]]\nname = \"a\"\nprovider = \"demo\"\nretry_delays = [\"100y\"]\n",

@@ -236,11 +236,7 @@ impl Engine {
             .kinds
             .iter()
             .map(|k| {
-                let handler = if k.external {
-                    None
-                } else {
-                    k.provider.as_ref().and_then(|p| providers.get(p).cloned())
-                };
+                let handler = providers.get(&k.name).cloned();
                 let runtime = KindRuntime {
                     policy: k.retry_policy(),
                     timeout: k.timeout.unwrap_or(max).min(max),
