@@ -20,6 +20,7 @@ pub fn demo_provider() -> Provider {
         key_tokens_per_minute: None,
         max_concurrent: None,
         timeout: None,
+        key_disable_seconds: None,
     }
 }
 

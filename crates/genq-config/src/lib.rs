@@ -172,6 +172,9 @@ pub struct Provider {
     pub max_concurrent: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// How long a key that failed with `billing` stays disabled (default 3600).
+    #[serde(default)]
+    pub key_disable_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

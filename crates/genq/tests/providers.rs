@@ -135,3 +135,80 @@ async fn an_unreachable_provider_is_temporary() {
     assert_eq!(retrying["error"]["class"], "temporary", "{retrying}");
     s.shutdown().await;
 }
+
+fn fake_config(keys: &[&str], rpm: Option<u32>) -> genq_fake_provider::FakeConfig {
+    genq_fake_provider::FakeConfig {
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+        requests_per_minute: rpm,
+        latency: std::time::Duration::from_millis(2),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_fails_billing_is_disabled_and_another_key_takes_the_job_at_once() {
+    // The provider no longer accepts the first key.
+    let fake_url = fake(fake_config(&["sk-secret-two"], None)).await;
+    let s = TestServer::start(with_http_provider(&fake_url)).await;
+    for n in 0..5 {
+        let (_, j) = s.post("/v1/jobs", chat(json!({}))).await;
+        let done = s.until_state(j["id"].as_str().unwrap(), "succeeded").await;
+        let want = if n == 0 { 2 } else { 1 };
+        assert_eq!(done["attempt"], want, "job {n}: {done}");
+    }
+    let stats: genq_fake_provider::Stats = reqwest::get(format!("{fake_url}/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats.keys["(unknown)"].requests, 1,
+        "the refused key was tried once, then disabled"
+    );
+    assert_eq!(stats.keys["sk-secret-two"].requests, 5);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_key_is_cooling_jobs_wait_without_calling_the_provider() {
+    let fake_url = fake(fake_config(&["sk-secret-one", "sk-secret-two"], Some(1))).await;
+    let s = TestServer::start(with_http_provider(&fake_url)).await;
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let (_, j) = s.post("/v1/jobs", chat(json!({}))).await;
+        let id = j["id"].as_str().unwrap().to_string();
+        s.until_state(&id, "succeeded").await;
+        jobs.push(id);
+    }
+    // Each key has used its one request a minute: the next two jobs meet a 429 each, and the
+    // keys cool for the provider's Retry-After.
+    for _ in 0..3 {
+        let (_, j) = s.post("/v1/jobs", chat(json!({}))).await;
+        let id = j["id"].as_str().unwrap().to_string();
+        let waiting = s.until_state(&id, "retrying").await;
+        assert_eq!(waiting["error"]["class"], "rate_limited", "{waiting}");
+        jobs.push(id);
+    }
+    let last = s.store.job(&jobs[4]).await.unwrap();
+    assert!(
+        last.error
+            .unwrap()
+            .detail
+            .starts_with("no usable key for fake: fake#")
+    );
+    assert_eq!(last.retries_used, 0, "waiting for a key uses no retry");
+    let stats: genq_fake_provider::Stats = reqwest::get(format!("{fake_url}/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rate_limited: u64 = stats.keys.values().map(|k| k.rate_limited).sum();
+    assert_eq!(rate_limited, 2, "one 429 per key, then no more requests");
+    assert!(
+        !stats.jobs.contains_key(&jobs[4]),
+        "the job with no usable key never reached the provider"
+    );
+    s.shutdown().await;
+}

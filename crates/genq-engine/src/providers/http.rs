@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use genq_config::Provider;
 use genq_core::{ErrorClass, Failure};
 use serde_json::Value;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Most bytes of a provider's body kept in `error.detail`.
 const DETAIL_BYTES: usize = 1000;
@@ -22,12 +22,26 @@ pub struct HttpProvider {
     client: reqwest::Client,
     keys: Vec<Key>,
     next_key: AtomicUsize,
+    disable_for: Duration,
 }
 
 struct Key {
     label: String,
     secret: String,
+    state: Mutex<KeyState>,
 }
+
+/// SPEC §7 key states. A 429 cools a key for its Retry-After; a `billing` failure disables it
+/// for `key_disable_seconds`. Both end by themselves.
+#[derive(Debug, Clone, Copy)]
+enum KeyState {
+    Ok,
+    Cooling(Instant),
+    Disabled(Instant),
+}
+
+/// How long a 429 without Retry-After cools a key.
+const DEFAULT_COOLING: Duration = Duration::from_secs(60);
 
 impl HttpProvider {
     pub fn from_config(p: &Provider) -> Result<HttpProvider, String> {
@@ -50,10 +64,41 @@ impl HttpProvider {
                 .map(|(i, secret)| Key {
                     label: format!("{}#{}", p.name, i + 1),
                     secret: secret.clone(),
+                    state: Mutex::new(KeyState::Ok),
                 })
                 .collect(),
             next_key: AtomicUsize::new(0),
+            disable_for: Duration::from_secs(p.key_disable_seconds.unwrap_or(3600)),
         })
+    }
+
+    /// The next usable key, round-robin; or, when none is, how long until one may be and why.
+    fn pick(&self) -> Result<&Key, (Duration, String)> {
+        let now = Instant::now();
+        let start = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let mut soonest = Duration::MAX;
+        let mut why = Vec::new();
+        for i in 0..self.keys.len() {
+            let key = &self.keys[(start + i) % self.keys.len()];
+            let mut state = key.state.lock().unwrap();
+            let until = match *state {
+                KeyState::Ok => return Ok(key),
+                KeyState::Cooling(t) | KeyState::Disabled(t) if t <= now => {
+                    *state = KeyState::Ok;
+                    return Ok(key);
+                }
+                KeyState::Cooling(t) => {
+                    why.push(format!("{} cooling", key.label));
+                    t
+                }
+                KeyState::Disabled(t) => {
+                    why.push(format!("{} disabled", key.label));
+                    t
+                }
+            };
+            soonest = soonest.min(until - now);
+        }
+        Err((soonest, why.join(", ")))
     }
 
     /// The handler of one kind: this provider at the kind's path.
@@ -74,7 +119,14 @@ pub struct HttpKind {
 impl Handler for HttpKind {
     async fn run(&self, attempt: Attempt) -> Result<Value, Failure> {
         let p = &self.provider;
-        let key = &p.keys[p.next_key.fetch_add(1, Ordering::Relaxed) % p.keys.len()];
+        // No usable key: wait like a 429 would (free, up to the cap) without calling anyone.
+        let key = p.pick().map_err(|(wait, why)| {
+            Failure::new(
+                ErrorClass::RateLimited,
+                format!("no usable key for {}: {why}", p.name),
+            )
+            .with_retry_after(Some(wait))
+        })?;
         let sent = p
             .client
             .post(&self.url)
@@ -120,8 +172,21 @@ impl Handler for HttpKind {
                 )
             });
         }
+        let class = class_of_status(status);
+        let now = Instant::now();
+        match class {
+            ErrorClass::RateLimited => {
+                *key.state.lock().unwrap() =
+                    KeyState::Cooling(now + wait.unwrap_or(DEFAULT_COOLING));
+            }
+            ErrorClass::Billing => {
+                *key.state.lock().unwrap() = KeyState::Disabled(now + p.disable_for);
+                tracing::warn!(provider = %p.name, key = %key.label, "key disabled after a billing failure");
+            }
+            _ => {}
+        }
         Err(Failure::new(
-            class_of_status(status),
+            class,
             format!(
                 "HTTP {status} from {} ({}): {}",
                 p.name,
