@@ -107,8 +107,6 @@ pub async fn acquire_node_id(
 /// Counters of what this process's engine did; read by `genq bench` and metrics.
 #[derive(Debug, Default)]
 pub struct EngineCounters {
-    /// Claim calls that returned at least one job.
-    pub claims: AtomicU64,
     pub claimed: AtomicU64,
     pub succeeded: AtomicU64,
     pub retried: AtomicU64,

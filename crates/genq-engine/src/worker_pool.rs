@@ -250,9 +250,9 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             idle(&shared, &shutdown).await;
             continue;
         }
-        let c = &shared.counters;
-        c.claims.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        c.claimed
+        shared
+            .counters
+            .claimed
             .fetch_add(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         permits.truncate(jobs.len());
         for (job, permit) in jobs.into_iter().zip(permits) {

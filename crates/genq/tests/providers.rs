@@ -18,6 +18,15 @@ async fn fake(config: genq_fake_provider::FakeConfig) -> String {
     url
 }
 
+async fn fake_stats(url: &str) -> genq_fake_provider::Stats {
+    reqwest::get(format!("{url}/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn with_http_provider(fake_url: &str) -> Config {
     let mut c = config(&format!(
         r#"
@@ -49,12 +58,7 @@ fn chat(simulate: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_jobs_succeed_and_each_class_does_what_the_spec_says() {
-    let fake_url = fake(genq_fake_provider::FakeConfig {
-        keys: vec!["sk-secret-one".into(), "sk-secret-two".into()],
-        latency: std::time::Duration::from_millis(5),
-        ..Default::default()
-    })
-    .await;
+    let fake_url = fake(fake_config(&["sk-secret-one", "sk-secret-two"], None)).await;
     let s = TestServer::start(with_http_provider(&fake_url)).await;
     let mut ids = Vec::new();
     for _ in 0..4 {
@@ -67,12 +71,7 @@ async fn http_jobs_succeed_and_each_class_does_what_the_spec_says() {
         assert_eq!(done["result"]["object"], "chat.completion");
         assert!(done["result"]["usage"]["total_tokens"].as_u64().unwrap() > 0);
     }
-    let stats: genq_fake_provider::Stats = reqwest::get(format!("{fake_url}/stats"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = fake_stats(&fake_url).await;
     assert_eq!(
         stats.keys["sk-secret-one"].requests, 2,
         "keys are used round-robin"
@@ -156,12 +155,7 @@ async fn a_key_that_fails_billing_is_disabled_and_another_key_takes_the_job_at_o
         let want = if n == 0 { 2 } else { 1 };
         assert_eq!(done["attempt"], want, "job {n}: {done}");
     }
-    let stats: genq_fake_provider::Stats = reqwest::get(format!("{fake_url}/stats"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = fake_stats(&fake_url).await;
     assert_eq!(
         stats.keys["(unknown)"].requests, 1,
         "the refused key was tried once, then disabled"
@@ -198,12 +192,7 @@ async fn when_every_key_is_cooling_jobs_wait_without_calling_the_provider() {
             .starts_with("no usable key for fake: fake#")
     );
     assert_eq!(last.retries_used, 0, "waiting for a key uses no retry");
-    let stats: genq_fake_provider::Stats = reqwest::get(format!("{fake_url}/stats"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = fake_stats(&fake_url).await;
     let rate_limited: u64 = stats.keys.values().map(|k| k.rate_limited).sum();
     assert_eq!(rate_limited, 2, "one 429 per key, then no more requests");
     assert!(
