@@ -35,6 +35,8 @@ pub struct Job {
     pub day: String,
     /// 1, then one more per admin retry: each series is debited once and refunded at most once.
     pub series: u32,
+    /// The provider task the current attempt created and is polling (`task` providers).
+    pub provider_task: Option<ProviderTask>,
 }
 
 impl Job {
@@ -53,6 +55,14 @@ impl Job {
 pub struct JobError {
     pub class: ErrorClass,
     pub detail: String,
+}
+
+/// A task a `task` provider created for the running attempt: polled until it ends, and never
+/// created again for that attempt, whatever restarts in between.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderTask {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A running attempt's claim on a job.

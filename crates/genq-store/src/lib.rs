@@ -219,6 +219,12 @@ pub enum Outcome {
     Canceled {
         error: JobError,
     },
+    /// Stay `running` without a worker: the attempt waits for the provider task `task_id`,
+    /// polled again at `poll_at` by whoever claims it then ([`Store::claim_polls`]).
+    Parked {
+        task_id: String,
+        poll_at: DateTime<Utc>,
+    },
 }
 
 impl Outcome {
@@ -228,6 +234,7 @@ impl Outcome {
             Outcome::Retry { .. } => JobState::Retrying,
             Outcome::Failed { .. } => JobState::Failed,
             Outcome::Canceled { .. } => JobState::Canceled,
+            Outcome::Parked { .. } => JobState::Running,
         }
     }
 }
@@ -245,6 +252,13 @@ pub struct Page {
     pub jobs: Vec<Job>,
     /// The id to pass as `before` for the next page, if there may be one.
     pub next_before: Option<String>,
+}
+
+/// Parked task jobs taken for a poll, and when the next one not yet due will be.
+#[derive(Debug, Clone, Default)]
+pub struct Polls {
+    pub jobs: Vec<Job>,
+    pub next_due: Option<DateTime<Utc>>,
 }
 
 /// The result of moving due delayed and retrying jobs into the claimable set.
@@ -296,11 +310,17 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Vec<LeaseRef>>;
 
-    /// Apply transitions out of `running`; each result says whether its fence held.
+    /// Apply transitions out of `running` (or park the attempt, [`Outcome::Parked`]); each
+    /// result says whether its fence held.
     async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>>;
 
+    /// Take up to `max` parked task jobs of the given kinds whose poll is due, each with a fresh
+    /// lease (the attempt number stays), oldest due first; and when the next poll falls due.
+    async fn claim_polls(&self, request: ClaimRequest) -> Result<Polls>;
+
     /// Running jobs whose lease expired before `now`, or (with `node_id`) every running job
-    /// leased by that node.
+    /// leased by that node. Parked task jobs are not among them: they are never stuck, only
+    /// waiting for their next poll.
     async fn running_jobs(
         &self,
         expired_before: Option<DateTime<Utc>>,

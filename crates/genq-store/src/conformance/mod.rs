@@ -34,7 +34,9 @@ macro_rules! conformance_tests {
             concurrent_claimers_never_share_a_job, a_node_id_is_held_by_one_process,
             users_are_created_on_first_use, limits_are_stored_and_checked,
             enqueue_checks_every_limit_before_writing, credits_are_debited_and_refunded_once,
-            admin_retry_debits_again, user_max_running_holds_across_claims);
+            admin_retry_debits_again, user_max_running_holds_across_claims,
+            parked_task_jobs_are_polled_when_due, a_poll_that_dies_is_taken_again,
+            a_new_attempt_forgets_the_old_task, parked_jobs_can_be_canceled);
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
         proptest::proptest! {
@@ -1056,4 +1058,196 @@ pub async fn user_max_running_holds_across_claims(store: DynStore) {
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].user_id, "a");
     assert_eq!(user(&store, "a").await.running, 2);
+}
+
+fn park(job: &Job, task_id: &str, poll_at: DateTime<Utc>, now: DateTime<Utc>) -> Finish {
+    finish(
+        job,
+        Outcome::Parked {
+            task_id: task_id.into(),
+            poll_at,
+        },
+        now,
+    )
+}
+
+async fn one_running(store: &DynStore) -> Job {
+    store.enqueue(new_jobs("u1", 1)).await.unwrap();
+    let mut jobs = claim(store, 1).await;
+    assert_eq!(jobs.len(), 1);
+    jobs.remove(0)
+}
+
+/// A parked job stays running with no worker, is not the rescuer's, and is taken for a poll
+/// when due with a fresh lease that fences out the old one; the attempt number stays.
+pub async fn parked_task_jobs_are_polled_when_due(store: DynStore) {
+    let job = one_running(&store).await;
+    let poll_at = t0() + Duration::seconds(5);
+    let applied = store
+        .finish(vec![park(&job, "task_1", poll_at, t0())])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true]);
+    let parked = store.job(&job.id).await.unwrap();
+    assert_eq!(parked.state, JobState::Running);
+    let task = parked.provider_task.clone().expect("the task is stored");
+    assert_eq!((task.id.as_str(), task.created_at), ("task_1", t0()));
+    assert_eq!(parked.lease.as_ref().unwrap().expires_at, poll_at);
+
+    // Not stuck: neither the rescuer nor a restarted node takes it.
+    let late = t0() + Duration::hours(1);
+    assert!(
+        store
+            .running_jobs(Some(late), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .running_jobs(None, Some("node-a"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Nor does a claim of new work.
+    assert!(store.claim(claim_req(5, late)).await.unwrap().is_empty());
+
+    let early = store.claim_polls(claim_req(5, t0())).await.unwrap();
+    assert!(early.jobs.is_empty());
+    assert_eq!(early.next_due, Some(poll_at));
+    let other_kind = ClaimRequest {
+        kinds: vec!["video.generate".into()],
+        ..claim_req(5, poll_at)
+    };
+    let none = store.claim_polls(other_kind).await.unwrap();
+    assert!(none.jobs.is_empty() && none.next_due.is_none());
+
+    let due = store.claim_polls(claim_req(5, poll_at)).await.unwrap();
+    assert_eq!(due.jobs.len(), 1);
+    let polled = &due.jobs[0];
+    assert_eq!(polled.attempt, job.attempt, "a poll is not a new attempt");
+    assert_eq!(polled.provider_task, parked.provider_task);
+    assert_ne!(lease(polled), lease(&job));
+    assert_eq!(due.next_due, Some(poll_at + Duration::seconds(30)));
+    // Taken once.
+    assert!(
+        store
+            .claim_polls(claim_req(5, poll_at))
+            .await
+            .unwrap()
+            .jobs
+            .is_empty()
+    );
+
+    // The old lease is fenced out; parking again keeps the task and its creation time.
+    let later = poll_at + Duration::seconds(5);
+    assert_eq!(
+        store
+            .finish(vec![finish(&job, success(), poll_at)])
+            .await
+            .unwrap(),
+        vec![false]
+    );
+    let applied = store
+        .finish(vec![park(polled, "task_1", later, poll_at)])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true]);
+    let again = store.claim_polls(claim_req(5, later)).await.unwrap().jobs;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].provider_task.as_ref().unwrap().created_at, t0());
+    // A parked attempt cannot switch to another task.
+    assert_eq!(
+        store
+            .finish(vec![park(&again[0], "task_2", later, later)])
+            .await
+            .unwrap(),
+        vec![false]
+    );
+    let applied = store
+        .finish(vec![finish(&again[0], success(), later)])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true]);
+    let done = store.job(&job.id).await.unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.attempt, 1);
+    let user = store.user("u1", &ctx()).await.unwrap();
+    assert_eq!(
+        user.running, 0,
+        "the running count follows the job, not the polls"
+    );
+    let none = store.claim_polls(claim_req(5, later)).await.unwrap();
+    assert!(none.jobs.is_empty() && none.next_due.is_none());
+}
+
+/// A poller that dies mid-poll leaves its lease to run out; then the poll is taken again, of
+/// the same task.
+pub async fn a_poll_that_dies_is_taken_again(store: DynStore) {
+    let job = one_running(&store).await;
+    store
+        .finish(vec![park(&job, "task_1", t0(), t0())])
+        .await
+        .unwrap();
+    let taken = store.claim_polls(claim_req(1, t0())).await.unwrap().jobs;
+    assert_eq!(taken.len(), 1);
+    let lease_end = taken[0].lease.as_ref().unwrap().expires_at;
+    assert!(
+        store
+            .claim_polls(claim_req(1, lease_end - Duration::seconds(1)))
+            .await
+            .unwrap()
+            .jobs
+            .is_empty(),
+        "a live poll is not taken"
+    );
+    let retaken = store
+        .claim_polls(claim_req(1, lease_end))
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(retaken.len(), 1);
+    assert_eq!(retaken[0].provider_task.as_ref().unwrap().id, "task_1");
+    assert_eq!(retaken[0].attempt, 1);
+}
+
+/// A failed task attempt retries as a new attempt, which creates a new task.
+pub async fn a_new_attempt_forgets_the_old_task(store: DynStore) {
+    let job = one_running(&store).await;
+    store
+        .finish(vec![park(&job, "task_1", t0(), t0())])
+        .await
+        .unwrap();
+    let polled = store.claim_polls(claim_req(1, t0())).await.unwrap().jobs;
+    let retry = Outcome::Retry {
+        run_at: t0(),
+        error: Some(error(ErrorClass::Temporary)),
+        uses_retry: true,
+        rate_limit_wait: false,
+    };
+    let applied = store
+        .finish(vec![finish(&polled[0], retry, t0())])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true]);
+    let second = claim(&store, 1).await;
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].attempt, 2);
+    assert_eq!(second[0].provider_task, None);
+}
+
+/// Canceling a parked job ends it; no poll takes it afterwards.
+pub async fn parked_jobs_can_be_canceled(store: DynStore) {
+    let job = one_running(&store).await;
+    store
+        .finish(vec![park(&job, "task_1", t0(), t0())])
+        .await
+        .unwrap();
+    let canceled = store.cancel(&job.id, t0()).await.unwrap();
+    assert_eq!(canceled.state, JobState::Canceled);
+    let polls = store.claim_polls(claim_req(1, t0())).await.unwrap();
+    assert!(polls.jobs.is_empty() && polls.next_due.is_none());
+    let user = store.user("u1", &ctx()).await.unwrap();
+    assert_eq!(user.running, 0);
 }

@@ -15,7 +15,7 @@ mod rows;
 mod writer;
 
 use crate::{
-    ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome, Page,
+    ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls,
     Rejection, Result, Staged, Stats, Store, StoreError, UserCtx,
 };
 use async_trait::async_trait;
@@ -319,6 +319,7 @@ fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
             lease: None,
             day: req.day.clone(),
             series: 1,
+            provider_task: None,
         });
     }
     let reason = format!("{} accepted", req.kind);
@@ -454,6 +455,19 @@ fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
     let mut front_tag = None;
     for f in finishes {
         let now = micros(f.now);
+        if let Outcome::Parked { task_id, poll_at } = &f.outcome {
+            let changed = conn
+                .prepare_cached(sql!("job_park"))
+                .and_then(|mut s| {
+                    s.execute(named_params! {
+                        ":id": f.lease.job_id, ":token": f.lease.token, ":task_id": task_id,
+                        ":poll_at": micros(*poll_at), ":now": now,
+                    })
+                })
+                .map_err(db_error)?;
+            applied.push(changed == 1);
+            continue;
+        }
         let state = f.outcome.state().as_str();
         let (mut result, mut error, mut run_at, mut fair_tag) = (None, None, None, None);
         let (mut uses_retry, mut rate_limit_wait, mut finished_at) = (false, false, None);
@@ -485,6 +499,7 @@ fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
                 error = Some(e);
                 finished_at = Some(now);
             }
+            Outcome::Parked { .. } => unreachable!("parked above"),
         }
         let changed = stmt
             .execute(named_params! {
@@ -519,6 +534,33 @@ fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
     }
     counts.apply(conn)?;
     Ok(applied)
+}
+
+fn claim_polls(conn: &Connection, req: ClaimRequest) -> Result<Polls> {
+    let kinds =
+        serde_json::to_string(&req.kinds).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let jobs = conn
+        .prepare_cached(sql!("job_poll_claim"))
+        .and_then(|mut s| {
+            s.query_map(
+                named_params! {
+                    ":kinds": kinds, ":limit": req.max, ":nonce": ids::new_lease_token(),
+                    ":node_id": req.node_id, ":worker_id": req.worker_id,
+                    ":lease_until": micros(req.lease_until), ":now": micros(req.now),
+                },
+                rows::job,
+            )?
+            .collect::<rusqlite::Result<Vec<Job>>>()
+        })
+        .map_err(db_error)?;
+    let next_due: Option<i64> = conn
+        .prepare_cached(sql!("job_next_poll"))
+        .and_then(|mut s| s.query_row(named_params! {":kinds": kinds}, |r| r.get(0)))
+        .map_err(db_error)?;
+    Ok(Polls {
+        jobs,
+        next_due: next_due.map(from_micros),
+    })
 }
 
 fn stage_due(conn: &Connection, now: DateTime<Utc>, limit: u32) -> Result<Staged> {
@@ -858,6 +900,15 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         self.writer.write(move |conn| finish(conn, finishes)).await
+    }
+
+    async fn claim_polls(&self, request: ClaimRequest) -> Result<Polls> {
+        if request.kinds.is_empty() {
+            return Ok(Polls::default());
+        }
+        self.writer
+            .write(move |conn| claim_polls(conn, request))
+            .await
     }
 
     async fn running_jobs(

@@ -2,7 +2,7 @@
 
 use crate::StoreError;
 use chrono::{DateTime, Utc};
-use genq_core::job::Lease;
+use genq_core::job::{Lease, ProviderTask};
 use genq_core::{Batch, Job, JobError};
 use rusqlite::Row;
 
@@ -37,7 +37,7 @@ where
 /// position, not name, because the claim path reads thousands of rows a second; the test below
 /// keeps this list equal to the schema.
 #[cfg(test)]
-pub(crate) const JOB_COLUMNS: [&str; 28] = [
+pub(crate) const JOB_COLUMNS: [&str; 30] = [
     "id",
     "kind",
     "user_id",
@@ -66,6 +66,8 @@ pub(crate) const JOB_COLUMNS: [&str; 28] = [
     "lease_expires_at",
     "series",
     "day",
+    "provider_task_id",
+    "provider_task_at",
 ];
 
 pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
@@ -113,6 +115,13 @@ pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
         lease,
         series: row.get(26)?,
         day: row.get(27)?,
+        provider_task: match row.get::<_, Option<String>>(28)? {
+            Some(id) => Some(ProviderTask {
+                id,
+                created_at: from_micros(row.get(29)?),
+            }),
+            None => None,
+        },
     })
 }
 

@@ -9,6 +9,8 @@ SET state = 'running',
     lease_worker = :worker_id,
     lease_expires_at = :lease_until,
     started_at = coalesce(started_at, :now),
+    provider_task_id = NULL,
+    provider_task_at = NULL,
     updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND fair_tag IS NOT NULL
 RETURNING *
