@@ -67,6 +67,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/users/{id}/ledger", get(routes::users::ledger))
         .route("/v1/admin/limits", get(routes::admin::limits))
         .route("/v1/admin/limits/{key}", put(routes::admin::set_limit))
+        .route("/v1/admin/providers", get(routes::admin::providers))
+        .route(
+            "/v1/admin/providers/{name}/keys/{label}/enable",
+            post(routes::admin::enable_key),
+        )
         .route("/v1/stats", get(routes::system::stats))
         .route("/healthz", get(routes::system::healthz))
         .route("/readyz", get(routes::system::readyz))

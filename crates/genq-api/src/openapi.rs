@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
         batches::submit, batches::get,
         workers::claim, workers::heartbeat, workers::complete, workers::fail,
         users::get, users::put, users::credits, users::ledger,
-        admin::limits, admin::set_limit,
+        admin::limits, admin::set_limit, admin::providers, admin::enable_key,
         system::stats, system::healthz, system::readyz, system::openapi,
     ),
     components(schemas(
@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         workers::ClaimBody, workers::Claimed, workers::HeartbeatBody, workers::LeaseView,
         workers::CompleteBody, workers::FailBody,
         users::UserView, users::SetPlan, users::Credits, users::LedgerEntryView, users::LedgerPage,
-        admin::LimitView, admin::LimitsView, admin::SetLimit,
+        admin::LimitView, admin::LimitsView, admin::SetLimit, admin::ProvidersView,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -11,16 +11,7 @@ pub fn demo_provider() -> Provider {
         name: "demo".into(),
         kind: ProviderType::Demo,
         latency: Some(Duration::from_millis(200)),
-        completions_log: None,
-        base_url: None,
-        keys: vec![],
-        requests_per_minute: None,
-        key_requests_per_minute: None,
-        tokens_per_minute: None,
-        key_tokens_per_minute: None,
-        max_concurrent: None,
-        timeout: None,
-        key_disable_seconds: None,
+        ..Provider::default()
     }
 }
 

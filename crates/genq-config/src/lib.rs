@@ -135,15 +135,16 @@ pub enum SqliteSynchronous {
     Normal,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderType {
+    #[default]
     Demo,
     Http,
     Task,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provider {
     pub name: String,
@@ -175,6 +176,57 @@ pub struct Provider {
     /// How long a key that failed with `billing` stays disabled (default 3600).
     #[serde(default)]
     pub key_disable_seconds: Option<u64>,
+    /// Body-pattern rules that refine the class a status gives, first match wins.
+    #[serde(default)]
+    pub error_rules: Vec<ErrorRule>,
+    /// task: where a task is created (POST), e.g. `/v1/tasks`.
+    #[serde(default)]
+    pub create_path: Option<String>,
+    /// task: where a task is polled (GET), with `{task_id}`, e.g. `/v1/tasks/{task_id}`.
+    #[serde(default)]
+    pub status_path: Option<String>,
+    /// task: JSON pointer to the task id in the create answer (default `/id`).
+    #[serde(default)]
+    pub task_id_pointer: Option<String>,
+    /// task: JSON pointer to the task's state in the status answer (default `/status`).
+    #[serde(default)]
+    pub state_pointer: Option<String>,
+    /// task: states that mean done (default `["succeeded"]`), compared as text.
+    #[serde(default)]
+    pub success_values: Option<Vec<toml::Value>>,
+    /// task: states that mean failed (default `["failed"]`), compared as text.
+    #[serde(default)]
+    pub failure_values: Option<Vec<toml::Value>>,
+    /// task: JSON pointer to the result in the status answer (default: the whole answer).
+    #[serde(default)]
+    pub result_pointer: Option<String>,
+    /// task: time between polls (default 5s).
+    #[serde(default, with = "humantime_serde")]
+    pub poll_interval: Option<Duration>,
+    /// task: longest wait for a task before the attempt fails with `timeout` (default 10m).
+    #[serde(default, with = "humantime_serde")]
+    pub max_wait: Option<Duration>,
+}
+
+/// `error_rules` entry: a provider answer whose body matches `pattern` (a case-insensitive
+/// regular expression), and whose status is `status` if given, gets `class`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRule {
+    pub pattern: String,
+    pub class: String,
+    #[serde(default)]
+    pub status: Option<u16>,
+}
+
+pub use toml::Value as TomlValue;
+
+/// A value of `success_values` / `failure_values` as the text it is compared by.
+pub fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -473,24 +525,90 @@ impl Config {
                     format!("provider {:?} is defined twice", p.name),
                 );
             }
-            if p.kind == ProviderType::Task {
-                return fail(
-                    &key("type"),
-                    "task providers are not available in this version; use \"demo\", \"http\" or external kinds".into(),
-                );
-            }
-            if p.kind == ProviderType::Http {
+            if p.kind != ProviderType::Demo {
+                let ty = if p.kind == ProviderType::Http {
+                    "http"
+                } else {
+                    "task"
+                };
                 let url = p.base_url.as_deref().unwrap_or("");
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return fail(
                         &key("base_url"),
-                        format!("an http provider needs base_url = \"https://…\", got {url:?}"),
+                        format!("an {ty} provider needs base_url = \"https://…\", got {url:?}"),
                     );
                 }
                 if p.keys.is_empty() {
                     return fail(
                         &key("keys"),
-                        "an http provider needs at least one key".into(),
+                        format!("an {ty} provider needs at least one key"),
+                    );
+                }
+            }
+            if p.kind == ProviderType::Task {
+                if !p.create_path.as_deref().is_some_and(|s| s.starts_with('/')) {
+                    return fail(
+                        &key("create_path"),
+                        "a task provider needs create_path = \"/…\", e.g. \"/v1/tasks\"".into(),
+                    );
+                }
+                if !p
+                    .status_path
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with('/') && s.contains("{task_id}"))
+                {
+                    return fail(
+                        &key("status_path"),
+                        "a task provider needs status_path = \"/…{task_id}…\", e.g. \"/v1/tasks/{task_id}\"".into(),
+                    );
+                }
+                for (field, pointer) in [
+                    ("task_id_pointer", &p.task_id_pointer),
+                    ("state_pointer", &p.state_pointer),
+                    ("result_pointer", &p.result_pointer),
+                ] {
+                    if pointer
+                        .as_deref()
+                        .is_some_and(|s| !s.is_empty() && !s.starts_with('/'))
+                    {
+                        return fail(
+                            &key(field),
+                            "a JSON pointer is empty or starts with \"/\", e.g. \"/data/id\""
+                                .into(),
+                        );
+                    }
+                }
+                if p.poll_interval
+                    .is_some_and(|d| d < Duration::from_millis(10))
+                {
+                    return fail(&key("poll_interval"), "must be at least 10ms".into());
+                }
+                if p.max_wait.is_some_and(|d| d.is_zero() || d > 7 * 24 * hour) {
+                    return fail(
+                        &key("max_wait"),
+                        "must be more than 0 and at most 7 days".into(),
+                    );
+                }
+            }
+            for (j, rule) in p.error_rules.iter().enumerate() {
+                let rule_key = |field: &str| key(&format!("error_rules[{j}].{field}"));
+                if let Err(e) = regex::RegexBuilder::new(&rule.pattern)
+                    .case_insensitive(true)
+                    .build()
+                {
+                    return fail(
+                        &rule_key("pattern"),
+                        format!("not a regular expression: {e}"),
+                    );
+                }
+                if rule.class.parse::<genq_core::ErrorClass>().is_err() {
+                    return fail(
+                        &rule_key("class"),
+                        format!(
+                            "{:?} is not an error class; classes: {}",
+                            rule.class,
+                            genq_core::ErrorClass::ALL.map(|c| c.as_str()).join(", ")
+                        ),
                     );
                 }
             }

@@ -123,8 +123,24 @@ fn errors_name_the_key() {
             "kinds[0].path",
         ),
         (
-            "[[providers]]\nname = \"v\"\ntype = \"task\"\n",
-            "providers[0].type",
+            "[[providers]]\nname = \"v\"\ntype = \"task\"\nbase_url = \"http://x\"\nkeys = [\"k\"]\n",
+            "providers[0].create_path",
+        ),
+        (
+            "[[providers]]\nname = \"v\"\ntype = \"task\"\nbase_url = \"http://x\"\nkeys = [\"k\"]\ncreate_path = \"/t\"\nstatus_path = \"/t\"\n",
+            "providers[0].status_path",
+        ),
+        (
+            "[[providers]]\nname = \"v\"\ntype = \"task\"\nbase_url = \"http://x\"\nkeys = [\"k\"]\ncreate_path = \"/t\"\nstatus_path = \"/t/{task_id}\"\nstate_pointer = \"status\"\n",
+            "providers[0].state_pointer",
+        ),
+        (
+            "[[providers]]\nname = \"v\"\ntype = \"demo\"\nerror_rules = [{ pattern = \"(\", class = \"user_error\" }]\n",
+            "providers[0].error_rules[0].pattern",
+        ),
+        (
+            "[[providers]]\nname = \"v\"\ntype = \"demo\"\nerror_rules = [{ pattern = \"policy\", class = \"nope\" }]\n",
+            "providers[0].error_rules[0].class",
         ),
         ("[worker]\nlease = \"1000y\"\n", "worker.lease"),
         (

@@ -31,7 +31,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use handler::{Attempt, Handler};
+pub use handler::{Attempt, Handler, Reply};
 pub use worker_pool::ActiveAttempts;
 
 /// A provider or kind that cannot be set up from the config.
@@ -116,6 +116,8 @@ pub struct EngineCounters {
     pub fenced: AtomicU64,
     pub rescued: AtomicU64,
     pub released: AtomicU64,
+    /// Attempts parked to wait for their provider task.
+    pub parked: AtomicU64,
 }
 
 impl EngineCounters {
@@ -167,6 +169,10 @@ pub struct Shared {
     pub active: ActiveAttempts,
     /// The runtime limits, as last read from the database (see `limits`).
     pub limits: std::sync::RwLock<Limits>,
+    /// External providers: key states, budgets, in-flight counts.
+    pub providers: Arc<providers::Providers>,
+    /// When the next parked task job is due for a poll, as far as this process knows.
+    pub(crate) next_poll: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
 }
 
 impl Shared {
@@ -175,6 +181,34 @@ impl Shared {
             .get(kind)
             .map(|k| k.policy.clone())
             .unwrap_or_default()
+    }
+
+    /// Kinds this process runs in-process whose handler is not blocked (no usable key, or
+    /// `max_concurrent` reached); and, if some are, how long until one may not be.
+    pub fn claimable_kinds(&self) -> (Vec<String>, Option<Duration>) {
+        let mut kinds = Vec::new();
+        let mut blocked: Option<Duration> = None;
+        for (name, k) in &self.kinds {
+            let Some(handler) = &k.handler else { continue };
+            match handler.blocked_for() {
+                None => kinds.push(name.clone()),
+                Some(wait) => blocked = Some(blocked.map_or(wait, |b| b.min(wait))),
+            }
+        }
+        kinds.sort();
+        (kinds, blocked)
+    }
+
+    /// Kinds whose handler parks jobs between polls.
+    pub fn polled_kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self
+            .kinds
+            .iter()
+            .filter(|(_, k)| k.handler.as_ref().is_some_and(|h| h.parks()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        kinds.sort();
+        kinds
     }
 
     /// Kinds this process runs in-process.
@@ -211,6 +245,22 @@ impl Engine {
         kinds: HashMap<String, KindRuntime>,
         clock: Arc<dyn Clock>,
     ) -> Engine {
+        Self::assemble(
+            store,
+            settings,
+            kinds,
+            clock,
+            Arc::new(providers::Providers::default()),
+        )
+    }
+
+    fn assemble(
+        store: Arc<dyn Store>,
+        settings: EngineSettings,
+        kinds: HashMap<String, KindRuntime>,
+        clock: Arc<dyn Clock>,
+        providers: Arc<providers::Providers>,
+    ) -> Engine {
         Engine {
             shared: Arc::new(Shared {
                 store,
@@ -221,28 +271,47 @@ impl Engine {
                 counters: EngineCounters::default(),
                 active: ActiveAttempts::default(),
                 limits: std::sync::RwLock::new(Limits::default()),
+                providers,
+                next_poll: std::sync::Mutex::new(None),
             }),
         }
     }
 
-    /// Build kinds from the config, with the config's providers as handlers.
-    pub fn kinds_from_config(config: &Config) -> Result<HashMap<String, KindRuntime>, SetupError> {
-        let providers = providers::build(config)?;
+    /// The engine the config describes: its kinds, run by its providers, with rate budgets
+    /// kept in this process.
+    pub fn from_config(
+        store: Arc<dyn Store>,
+        config: &Config,
+        settings: EngineSettings,
+    ) -> Result<Engine, SetupError> {
+        let budgets = Arc::new(providers::pace::LocalBudgets::default());
+        let providers = providers::build(config, budgets)?;
         // Attempts are also bounded by `job_processing_timeout_seconds`, read at run time.
         let max = Duration::from_secs(24 * 3600);
-        Ok(config
+        let kinds = config
             .kinds
             .iter()
             .map(|k| {
-                let handler = providers.get(&k.name).cloned();
                 let runtime = KindRuntime {
                     policy: k.retry_policy(),
                     timeout: k.timeout.unwrap_or(max).min(max),
-                    handler,
+                    handler: providers.handlers.get(&k.name).cloned(),
                 };
                 (k.name.clone(), runtime)
             })
-            .collect())
+            .collect();
+        Ok(Self::assemble(
+            store,
+            settings,
+            kinds,
+            Arc::new(SystemClock),
+            Arc::new(providers),
+        ))
+    }
+
+    /// The external providers: key states and counts for the admin API.
+    pub fn providers(&self) -> &Arc<providers::Providers> {
+        &self.shared.providers
     }
 
     pub fn shared(&self) -> &Arc<Shared> {

@@ -5,14 +5,14 @@
 //! attempt runs in its own task; its outcome goes to the completer, which decides the next state
 //! (`genq_core::machine`) and writes all pending outcomes in one store call.
 
-use crate::{Shared, handler::Attempt};
+use crate::Shared;
+use crate::handler::{Attempt, Reply};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use genq_core::machine::{self, Next};
 use genq_core::{ErrorClass, Failure, Job, JobError};
 use genq_store::{ClaimRequest, Finish, LeaseRef, Outcome};
 use rand::SeedableRng;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -88,7 +88,7 @@ impl ActiveAttempts {
 
 /// How an attempt ended, before the state machine decides what that means.
 enum Ended {
-    Done(Result<Value, Failure>),
+    Done(Result<Reply, Failure>),
     /// Handed back at shutdown: claimable again at once, costs the job nothing.
     Released,
     /// The lease was lost; whoever took it decides. Nothing to write.
@@ -206,7 +206,8 @@ fn delay_until(delay: Duration) -> chrono::Duration {
 
 /// Run the pool until `shutdown`; then drain as described in `Engine::run`.
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let kinds = shared.local_kinds();
+    let local = shared.local_kinds();
+    let polled = shared.polled_kinds();
     let slots = Arc::new(Semaphore::new(shared.settings.concurrency as usize));
     let attempts = TaskTracker::new();
     // Fires when the shutdown grace period is over: running attempts are handed back.
@@ -215,7 +216,7 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let completer = tokio::spawn(complete(shared.clone(), inbox));
     let worker_id = format!("{}/pool", shared.settings.node_id);
 
-    while !kinds.is_empty() && !shutdown.is_cancelled() {
+    while !local.is_empty() && !shutdown.is_cancelled() {
         let first = tokio::select! {
             permit = slots.clone().acquire_owned() => permit.expect("the slot semaphore is never closed"),
             _ = shutdown.cancelled() => break,
@@ -228,26 +229,48 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             }
         }
         let now = shared.clock.now();
-        let request = ClaimRequest {
+        let (kinds, blocked) = shared.claimable_kinds();
+        let request = |kinds: Vec<String>, max: usize| ClaimRequest {
             node_id: shared.settings.node_id.clone(),
             worker_id: worker_id.clone(),
-            kinds: kinds.clone(),
-            max: permits.len() as u32,
+            kinds,
+            max: max as u32,
             lease_until: now + chrono::Duration::from_std(shared.settings.lease).unwrap(),
             now,
         };
-        let jobs = match shared.store.claim(request).await {
-            Ok(jobs) => jobs,
-            Err(e) => {
-                tracing::warn!(error = %e, "claim failed; retrying after the poll interval");
-                drop(permits);
-                idle(&shared, &shutdown).await;
-                continue;
+        // Due polls first: their tasks are already paid for.
+        let mut jobs = Vec::new();
+        if !polled.is_empty() && shared.next_poll.lock().unwrap().is_none_or(|t| t <= now) {
+            match shared
+                .store
+                .claim_polls(request(polled.clone(), permits.len()))
+                .await
+            {
+                Ok(polls) => {
+                    let recheck =
+                        now + chrono::Duration::from_std(shared.settings.poll_interval).unwrap();
+                    *shared.next_poll.lock().unwrap() =
+                        Some(polls.next_due.map_or(recheck, |t| t.min(recheck)));
+                    jobs = polls.jobs;
+                }
+                Err(e) => tracing::warn!(error = %e, "claiming due polls failed"),
             }
-        };
+        }
+        if jobs.len() < permits.len() && !kinds.is_empty() {
+            match shared
+                .store
+                .claim(request(kinds, permits.len() - jobs.len()))
+                .await
+            {
+                Ok(claimed) => jobs.extend(claimed),
+                Err(e) => {
+                    tracing::warn!(error = %e, "claim failed; retrying after the poll interval");
+                }
+            }
+        }
         if jobs.is_empty() {
             drop(permits);
-            idle(&shared, &shutdown).await;
+            idle(&shared, &shutdown, blocked).await;
             continue;
         }
         shared
@@ -281,11 +304,20 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let _ = completer.await;
 }
 
-/// Wait for a wake-up, the fallback poll, or shutdown.
-async fn idle(shared: &Shared, shutdown: &CancellationToken) {
+/// Wait for a wake-up, the fallback poll, the next due poll, a blocked provider's key coming
+/// back, or shutdown.
+async fn idle(shared: &Shared, shutdown: &CancellationToken, blocked: Option<Duration>) {
+    let mut wait = shared.settings.poll_interval;
+    if let Some(b) = blocked {
+        wait = wait.min(b.max(Duration::from_millis(10)));
+    }
+    if let Some(t) = *shared.next_poll.lock().unwrap() {
+        let until = (t - shared.clock.now()).to_std().unwrap_or_default();
+        wait = wait.min(until.max(Duration::from_millis(1)));
+    }
     tokio::select! {
         _ = shared.wake.pool.notified() => {}
-        _ = tokio::time::sleep(shared.settings.poll_interval) => {}
+        _ = tokio::time::sleep(wait) => {}
         _ = shutdown.cancelled() => {}
     }
 }
@@ -319,6 +351,7 @@ async fn run_attempt(shared: &Shared, job: Job, abort: CancellationToken) -> Rep
         user_id: job.user_id.clone(),
         attempt: job.attempt,
         payload: job.payload.clone(),
+        task: job.provider_task.clone(),
         stop: stop.clone(),
     };
     let work = AssertUnwindSafe(handler.run(attempt)).catch_unwind();
@@ -366,8 +399,14 @@ async fn complete(shared: Arc<Shared>, mut inbox: mpsc::UnboundedReceiver<Report
                     outcome_of(machine::after_release(), None, now),
                     now,
                 ),
-                Ended::Done(Ok(result)) => {
+                Ended::Done(Ok(Reply::Done(result))) => {
                     Finish::new(&report.job, Outcome::Succeeded { result }, now)
+                }
+                Ended::Done(Ok(Reply::Wait { task_id, poll_in })) => {
+                    let poll_at = now + delay_until(poll_in);
+                    let mut next = shared.next_poll.lock().unwrap();
+                    *next = Some(next.map_or(poll_at, |t| t.min(poll_at)));
+                    Finish::new(&report.job, Outcome::Parked { task_id, poll_at }, now)
                 }
                 Ended::Done(Err(failure)) => {
                     finish_failed(&shared, &report.job, &failure, now, None)
@@ -406,6 +445,7 @@ async fn write_finishes(shared: &Shared, finishes: Vec<Finish>) {
                         (Outcome::Retry { .. }, _) => &c.retried,
                         (Outcome::Failed { .. }, _) => &c.failed,
                         (Outcome::Canceled { .. }, _) => &c.canceled,
+                        (Outcome::Parked { .. }, _) => &c.parked,
                     };
                     counter.fetch_add(1, Relaxed);
                 }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use genq_core::{ErrorClass, Failure, JobState, RetryPolicy};
 use genq_engine::handler::NoopHandler;
-use genq_engine::{Attempt, Engine, EngineSettings, Handler, KindRuntime};
+use genq_engine::{Attempt, Engine, EngineSettings, Handler, KindRuntime, Reply};
 use genq_store::{ClaimRequest, NewJobs, SqliteStore, Store};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ struct Scripted;
 
 #[async_trait]
 impl Handler for Scripted {
-    async fn run(&self, a: Attempt) -> Result<Value, Failure> {
+    async fn run(&self, a: Attempt) -> Result<Reply, Failure> {
         let ms = a.payload["ms"].as_u64().unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         if let Some(class) = a.payload["fail"].as_str()
@@ -25,7 +25,7 @@ impl Handler for Scripted {
         {
             return Err(Failure::new(class.parse().unwrap(), "scripted"));
         }
-        Ok(json!({"attempt": a.attempt}))
+        Ok(Reply::Done(json!({"attempt": a.attempt})))
     }
 }
 

@@ -9,7 +9,11 @@
 //!   concurrent requests, each answered beyond its limit with 429 and `Retry-After`.
 //! - The SPEC's `simulate` field (`fail`, `fail_attempts`, `latency_ms`), counted per attempt
 //!   from `X-Genq-Attempt`.
-//! - `GET /stats`: per key and per job (`X-Genq-Job-Id`) counts of requests, 429s and tasks.
+//! - `GET /stats`: per key and per job (`X-Genq-Job-Id`) counts of requests, 429s and tasks,
+//!   and the most tasks that ran at once.
+//! - Like OpenAI: `x-ratelimit-remaining-requests` / `x-ratelimit-reset-requests` on answers
+//!   when a request limit is set; a task create sent again with the same `Idempotency-Key`
+//!   returns the task it created.
 
 mod limits;
 mod routes;
@@ -52,6 +56,8 @@ pub(crate) struct State {
     limits: limits::KeyLimits,
     stats: Mutex<Stats>,
     tasks: Mutex<HashMap<String, routes::Task>>,
+    /// `Idempotency-Key` of each create, to the task it created.
+    idempotent: Mutex<HashMap<String, String>>,
 }
 
 /// The fake provider's HTTP routes.
@@ -61,6 +67,7 @@ pub fn router(config: FakeConfig) -> Router {
         config,
         stats: Mutex::new(Stats::default()),
         tasks: Mutex::new(HashMap::new()),
+        idempotent: Mutex::new(HashMap::new()),
     });
     Router::new()
         .route("/v1/chat/completions", post(routes::chat))

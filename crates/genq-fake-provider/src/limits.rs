@@ -63,6 +63,9 @@ pub(crate) struct KeyLimits {
 pub(crate) struct InFlight {
     key: String,
     windows: Arc<Mutex<HashMap<String, Window>>>,
+    /// With a request limit: what is left of it in the window and when the oldest request
+    /// leaves it, for the `x-ratelimit-*` headers.
+    pub(crate) remaining: Option<(u32, Duration)>,
 }
 
 impl Drop for InFlight {
@@ -115,9 +118,17 @@ impl KeyLimits {
         w.tokens.push_back((now, tokens));
         w.token_sum += tokens;
         w.in_flight += 1;
+        let remaining = self.rpm.map(|rpm| {
+            let left = rpm.saturating_sub(w.requests.len() as u32);
+            (
+                left,
+                MINUTE.saturating_sub(now.duration_since(w.requests[0])),
+            )
+        });
         Ok(InFlight {
             key: key.to_string(),
             windows: self.windows.clone(),
+            remaining,
         })
     }
 }

@@ -20,7 +20,6 @@ type Shared = Arc<State>;
 type Refused = Response;
 
 pub(crate) struct Task {
-    key: String,
     job: Option<String>,
     created: Instant,
     latency: Duration,
@@ -195,6 +194,7 @@ async fn respond(
         Err(response) => return response,
     };
     tokio::time::sleep(latency(&state, &simulate)).await;
+    let remaining = guard.remaining;
     drop(guard);
     if let Some(class) = simulate.failure_for(caller.attempt) {
         let record = |s: &mut crate::KeyStats| match class {
@@ -208,7 +208,21 @@ async fn respond(
             .record(&caller.key, caller.job.as_deref(), record);
         return failure(class);
     }
-    Json(answer(&caller)).into_response()
+    with_rate_headers(Json(answer(&caller)).into_response(), remaining)
+}
+
+/// OpenAI's `x-ratelimit-*` headers: what is left of the key's requests this minute.
+fn with_rate_headers(mut r: Response, remaining: Option<(u32, Duration)>) -> Response {
+    if let Some((left, reset)) = remaining {
+        let h = r.headers_mut();
+        h.insert("x-ratelimit-remaining-requests", HeaderValue::from(left));
+        let reset = format!("{}ms", reset.as_millis().max(1));
+        h.insert(
+            "x-ratelimit-reset-requests",
+            HeaderValue::from_str(&reset).expect("ascii"),
+        );
+    }
+    r
 }
 
 pub(crate) async fn chat(
@@ -269,24 +283,47 @@ pub(crate) async fn create_task(
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
+    let remaining = guard.remaining;
     drop(guard);
+    // A request sent again with the same Idempotency-Key gets the task it created.
+    let idempotency_key = header_text(&headers, "idempotency-key").map(str::to_string);
+    let mut tasks = state.tasks.lock().unwrap();
+    if let Some(id) = idempotency_key
+        .as_ref()
+        .and_then(|k| state.idempotent.lock().unwrap().get(k).cloned())
+    {
+        return with_rate_headers(
+            Json(json!({"id": id, "status": "queued"})).into_response(),
+            remaining,
+        );
+    }
     let id = format!("task_{}", uuid::Uuid::new_v4().simple());
-    state
-        .stats
-        .lock()
-        .unwrap()
-        .record(&caller.key, caller.job.as_deref(), |s| s.tasks_created += 1);
-    state.tasks.lock().unwrap().insert(
+    let now = Instant::now();
+    tasks.insert(
         id.clone(),
         Task {
-            key: caller.key.clone(),
             job: caller.job.clone(),
-            created: Instant::now(),
+            created: now,
             latency: latency(&state, &simulate),
             fails_with: simulate.failure_for(caller.attempt),
         },
     );
-    (StatusCode::OK, Json(json!({"id": id, "status": "queued"}))).into_response()
+    if let Some(k) = idempotency_key {
+        state.idempotent.lock().unwrap().insert(k, id.clone());
+    }
+    let in_flight = tasks
+        .values()
+        .filter(|t| now.duration_since(t.created) < t.latency)
+        .count() as u64;
+    drop(tasks);
+    let mut stats = state.stats.lock().unwrap();
+    stats.record(&caller.key, caller.job.as_deref(), |s| s.tasks_created += 1);
+    stats.max_tasks_in_flight = stats.max_tasks_in_flight.max(in_flight);
+    drop(stats);
+    with_rate_headers(
+        (StatusCode::OK, Json(json!({"id": id, "status": "queued"}))).into_response(),
+        remaining,
+    )
 }
 
 pub(crate) async fn get_task(
@@ -298,11 +335,9 @@ pub(crate) async fn get_task(
         Ok(c) => c,
         Err(response) => return response,
     };
+    // Any key of the account may ask about any of its tasks.
     let tasks = state.tasks.lock().unwrap();
-    let Some(task) = tasks
-        .get(&id)
-        .filter(|t| t.key == caller.key || state.config.keys.is_empty())
-    else {
+    let Some(task) = tasks.get(&id) else {
         return error(StatusCode::NOT_FOUND, "not_found", "no such task");
     };
     state

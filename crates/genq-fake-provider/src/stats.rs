@@ -20,6 +20,8 @@ pub struct Stats {
     pub keys: BTreeMap<String, KeyStats>,
     /// By `X-Genq-Job-Id`.
     pub jobs: BTreeMap<String, KeyStats>,
+    /// Most tasks running at once (created, not yet at their latency).
+    pub max_tasks_in_flight: u64,
 }
 
 impl Stats {

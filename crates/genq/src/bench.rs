@@ -15,7 +15,7 @@ use genq_api::AppState;
 use genq_config::Config;
 use genq_core::{Failure, SystemClock, limits};
 use genq_engine::handler::NoopHandler;
-use genq_engine::{Attempt, Engine, EngineCounters, EngineSettings, Handler, KindRuntime};
+use genq_engine::{Attempt, Engine, EngineCounters, EngineSettings, Handler, KindRuntime, Reply};
 use genq_store::{NewJobs, SqliteStore, Store, Synchronous};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -336,9 +336,9 @@ struct StartProbe(mpsc::UnboundedSender<Instant>);
 
 #[async_trait]
 impl Handler for StartProbe {
-    async fn run(&self, _attempt: Attempt) -> Result<Value, Failure> {
+    async fn run(&self, _attempt: Attempt) -> Result<Reply, Failure> {
         let _ = self.0.send(Instant::now());
-        Ok(json!({}))
+        Ok(Reply::Done(json!({})))
     }
 }
 

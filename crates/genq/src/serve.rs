@@ -126,10 +126,9 @@ fn shutdown_signal() -> CancellationToken {
 }
 
 fn build_engine(config: &Config, store: Arc<dyn Store>, node_id: String) -> anyhow::Result<Engine> {
-    let kinds = Engine::kinds_from_config(config)?;
     let mut settings = EngineSettings::from_config(config);
     settings.node_id = node_id;
-    Ok(Engine::new(store, settings, kinds))
+    Ok(Engine::from_config(store, config, settings)?)
 }
 
 pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyhow::Result<()> {

@@ -165,39 +165,129 @@ async fn a_key_that_fails_billing_is_disabled_and_another_key_takes_the_job_at_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_every_key_is_cooling_jobs_wait_without_calling_the_provider() {
+async fn when_every_key_is_spent_jobs_stay_queued_without_calling_the_provider() {
     let fake_url = fake(fake_config(&["sk-secret-one", "sk-secret-two"], Some(1))).await;
     let s = TestServer::start(with_http_provider(&fake_url)).await;
-    let mut jobs = Vec::new();
     for _ in 0..2 {
         let (_, j) = s.post("/v1/jobs", chat(json!({}))).await;
-        let id = j["id"].as_str().unwrap().to_string();
-        s.until_state(&id, "succeeded").await;
-        jobs.push(id);
+        s.until_state(j["id"].as_str().unwrap(), "succeeded").await;
     }
-    // Each key has used its one request a minute: the next two jobs meet a 429 each, and the
-    // keys cool for the provider's Retry-After.
-    for _ in 0..3 {
-        let (_, j) = s.post("/v1/jobs", chat(json!({}))).await;
-        let id = j["id"].as_str().unwrap().to_string();
-        let waiting = s.until_state(&id, "retrying").await;
-        assert_eq!(waiting["error"]["class"], "rate_limited", "{waiting}");
-        jobs.push(id);
+    // Each key has used its one request a minute, and its x-ratelimit headers said so: both
+    // keys cool without a single 429, and the next job waits in the queue.
+    let (_, j) = s.post("/v1/jobs", chat(json!({}))).await;
+    let waiting = j["id"].as_str().unwrap().to_string();
+    let (_, providers) = s.get("/v1/admin/providers").await;
+    let fake = &providers["providers"][0];
+    assert_eq!(fake["name"], "fake");
+    assert_eq!(fake["state"], "waiting", "{providers}");
+    assert!(fake["why"].as_str().unwrap().starts_with("no usable key"));
+    for key in fake["keys"].as_array().unwrap() {
+        assert_eq!(key["state"], "cooling", "{providers}");
+        assert_eq!(key["requests"], 1);
+        assert!(key["until"].is_string());
     }
-    let last = s.store.job(&jobs[4]).await.unwrap();
-    assert!(
-        last.error
-            .unwrap()
-            .detail
-            .starts_with("no usable key for fake: fake#")
+    assert!(!providers.to_string().contains("sk-secret"), "{providers}");
+    // A claim cycle comes and goes: the job is still queued, untouched.
+    s.engine.wake().work();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let job = s.store.job(&waiting).await.unwrap();
+    assert_eq!(job.state.as_str(), "queued");
+    assert_eq!(
+        (job.attempt, job.retries_used, job.rate_limit_waits),
+        (0, 0, 0)
     );
-    assert_eq!(last.retries_used, 0, "waiting for a key uses no retry");
     let stats = fake_stats(&fake_url).await;
     let rate_limited: u64 = stats.keys.values().map(|k| k.rate_limited).sum();
-    assert_eq!(rate_limited, 2, "one 429 per key, then no more requests");
-    assert!(
-        !stats.jobs.contains_key(&jobs[4]),
-        "the job with no usable key never reached the provider"
+    assert_eq!(
+        rate_limited, 0,
+        "the headers kept genq from provoking a 429"
     );
+    assert!(!stats.jobs.contains_key(&waiting));
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_wait_while_the_only_key_cools_and_go_when_it_returns() {
+    let fake_url = fake(fake_config(&["sk-secret-one"], None)).await;
+    let mut config = with_http_provider(&fake_url);
+    config.providers[0].keys = vec!["sk-secret-one".into()];
+    let s = TestServer::start(config).await;
+    // A 429 with Retry-After: 1 cools the key for a second.
+    let (_, a) = s
+        .post(
+            "/v1/jobs",
+            chat(json!({"fail": "rate_limited", "fail_attempts": 1})),
+        )
+        .await;
+    let a = a["id"].as_str().unwrap().to_string();
+    s.until(&a, |j| j["attempt"] == 1 && j["state"] == "retrying")
+        .await;
+    let (_, b) = s.post("/v1/jobs", chat(json!({}))).await;
+    let b = b["id"].as_str().unwrap().to_string();
+    let bb = s.until(&b, |j| j["attempt"] != 0).await;
+    eprintln!("DEBUG {bb}");
+    let done_a = s.until_state(&a, "succeeded").await;
+    let done_b = s.until_state(&b, "succeeded").await;
+    assert_eq!(done_a["attempt"], 2);
+    // B was never sent into the cooling key: one attempt, one request.
+    assert_eq!(done_b["attempt"], 1, "{done_b}");
+    let stats = fake_stats(&fake_url).await;
+    assert_eq!(stats.jobs[&b].requests, 1);
+    assert_eq!(stats.jobs[&b].rate_limited, 0);
+    assert_eq!(stats.keys["sk-secret-one"].rate_limited, 1);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_key_holds_its_jobs_until_an_admin_enables_it() {
+    let fake_url = fake(fake_config(&["sk-secret-one"], None)).await;
+    let mut config = with_http_provider(&fake_url);
+    config.providers[0].keys = vec!["sk-secret-one".into()];
+    let s = TestServer::start(config).await;
+    let (_, a) = s
+        .post(
+            "/v1/jobs",
+            chat(json!({"fail": "billing", "fail_attempts": 1})),
+        )
+        .await;
+    let a = a["id"].as_str().unwrap().to_string();
+    let failed_once = s
+        .until(&a, |j| j["attempt"] == 1 && j["state"] != "running")
+        .await;
+    assert_eq!(failed_once["error"]["class"], "billing", "{failed_once}");
+    let (_, providers) = s.get("/v1/admin/providers").await;
+    let key = &providers["providers"][0]["keys"][0];
+    assert_eq!(key["label"], "fake#1");
+    assert_eq!(key["state"], "disabled", "{providers}");
+    assert_eq!(providers["providers"][0]["state"], "waiting");
+
+    // Unknown names are 404 in the SPEC's error shape.
+    let (status, body) = s
+        .post("/v1/admin/providers/nope/keys/1/enable", json!({}))
+        .await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = s
+        .post("/v1/admin/providers/fake/keys/fake%239/enable", json!({}))
+        .await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, _) = s
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/providers/fake/keys/1/enable",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+
+    let job = s.store.job(&a).await.unwrap();
+    assert_eq!(job.attempt, 1, "no attempt while the only key is disabled");
+    let (status, view) = s
+        .post("/v1/admin/providers/fake/keys/fake%231/enable", json!({}))
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["keys"][0]["state"], "ok");
+    let done = s.until_state(&a, "succeeded").await;
+    assert_eq!(done["attempt"], 2);
     s.shutdown().await;
 }

@@ -89,3 +89,60 @@ pub async fn set_limit(
     state.engine.wake().work();
     Ok(Json(view(&limits)))
 }
+
+/// Every external provider of this process and its keys (by label, never the secret).
+#[derive(Serialize, ToSchema)]
+pub struct ProvidersView {
+    /// Per provider: `name`, `type`, `state` (`ok`, or `waiting` with `why` when no key is
+    /// usable or `max_concurrent` is reached), `in_flight`, limits, and `keys`: each key's
+    /// `label`, `state` (`ok`, `cooling`, `disabled`), `until`, `requests`, `rate_limited`,
+    /// `errors`.
+    #[schema(value_type = Vec<Object>)]
+    pub providers: Vec<genq_engine::providers::upstream::ProviderView>,
+}
+
+#[utoipa::path(get, path = "/v1/admin/providers", tag = "admin",
+    responses((status = 200, body = ProvidersView), (status = 403, body = ErrorBody)))]
+pub async fn providers(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> ApiResult<Json<ProvidersView>> {
+    caller.require_admin()?;
+    Ok(Json(ProvidersView {
+        providers: state.engine.providers().views(),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/admin/providers/{name}/keys/{label}/enable", tag = "admin",
+    params(("name" = String, Path, description = "A provider name"),
+        ("label" = String, Path, description = "A key label such as `openrouter#2` (`#` written `%23`), or just its number `2`")),
+    responses((status = 200, description = "The provider with the key enabled", body = Object),
+        (status = 404, description = "No such provider or key", body = ErrorBody)))]
+pub async fn enable_key(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    axum::extract::Path((name, label)): axum::extract::Path<(String, String)>,
+) -> ApiResult<Json<genq_engine::providers::upstream::ProviderView>> {
+    caller.require_admin()?;
+    let label = if label.chars().all(|c| c.is_ascii_digit()) {
+        format!("{name}#{label}")
+    } else {
+        label
+    };
+    let view = state
+        .engine
+        .providers()
+        .enable_key(&name, &label)
+        .map_err(|what| {
+            ApiError::new(
+                Code::NotFound,
+                match what {
+                    "provider" => format!("no external provider named {name:?}"),
+                    _ => format!("provider {name:?} has no key labeled {label:?}"),
+                },
+            )
+        })?;
+    // Jobs waiting for a usable key may go now.
+    state.engine.wake().work();
+    Ok(Json(view))
+}

@@ -4,12 +4,12 @@
 //! attempts (all, without N) with that class, and takes M ms. Like a real provider it enforces
 //! `requests_per_minute` per key, answering `rate_limited` with a Retry-After.
 
-use crate::handler::{Attempt, Handler};
+use crate::handler::{Attempt, Handler, Reply};
 use async_trait::async_trait;
 use genq_config::Provider;
 use genq_core::simulate::Simulate;
 use genq_core::{ErrorClass, Failure};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Mutex;
@@ -98,7 +98,7 @@ impl DemoProvider {
 
 #[async_trait]
 impl Handler for DemoProvider {
-    async fn run(&self, attempt: Attempt) -> Result<Value, Failure> {
+    async fn run(&self, attempt: Attempt) -> Result<Reply, Failure> {
         let simulate = Simulate::from_payload(&attempt.payload).map_err(|e| {
             Failure::new(
                 ErrorClass::UserError,
@@ -132,12 +132,12 @@ impl Handler for DemoProvider {
             ));
         }
         self.record_completion(&attempt);
-        Ok(json!({
+        Ok(Reply::Done(json!({
             "provider": self.name,
             "key": key.label,
             "attempt": attempt.attempt,
             "echo": attempt.payload,
-        }))
+        })))
     }
 }
 

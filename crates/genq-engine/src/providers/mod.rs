@@ -1,23 +1,62 @@
 //! Providers: the external AI APIs (and the in-process demo) that run attempts.
 //!
-//! Each provider type turns into a [`Handler`] per kind: `demo` (in process), `http` (POST the
-//! payload, take the JSON answer). The `task` type (create-then-poll), key states, and
-//! cluster-wide rate limits belong here too, one module each.
+//! - [`demo`]: in process, no key needed.
+//! - [`upstream`]: one external provider: its [`keys`] pool, its rate budgets ([`pace`]), its
+//!   concurrency and [`classify`] rules, and the one function that sends it a request.
+//! - [`http`] and [`task`]: the two external provider types, as one handler per kind.
+//!
+//! [`Providers`] is what the config builds: the handler of every in-process kind, and the
+//! external providers by name for `GET /v1/admin/providers` and `genq doctor`.
 
 pub mod classify;
 pub mod demo;
 pub mod http;
+pub mod keys;
+pub mod pace;
+pub mod task;
+pub mod upstream;
 
 use crate::{Handler, SetupError};
 use genq_config::{Config, ProviderType};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
+use upstream::{ProviderView, Upstream};
 
-/// The handler of every in-process kind, by kind name.
-pub fn build(config: &Config) -> Result<HashMap<String, Arc<dyn Handler>>, SetupError> {
+/// The providers of one process.
+#[derive(Default)]
+pub struct Providers {
+    /// The handler of every in-process kind, by kind name.
+    pub handlers: HashMap<String, Arc<dyn Handler>>,
+    /// External providers (`http`, `task`), in config order.
+    pub upstreams: Vec<Arc<Upstream>>,
+}
+
+impl Providers {
+    pub fn views(&self) -> Vec<ProviderView> {
+        self.upstreams.iter().map(|u| u.view()).collect()
+    }
+
+    /// An admin's re-enable of a disabled key. `Err` says which name was unknown.
+    pub fn enable_key(&self, provider: &str, label: &str) -> Result<ProviderView, &'static str> {
+        let upstream = self
+            .upstreams
+            .iter()
+            .find(|u| u.name == provider)
+            .ok_or("provider")?;
+        if !upstream.keys.enable(label) {
+            return Err("key");
+        }
+        Ok(upstream.view())
+    }
+}
+
+/// Build every provider of the config, with rate budgets kept in `budgets`.
+pub fn build(config: &Config, budgets: Arc<dyn pace::Budgets>) -> Result<Providers, SetupError> {
     let setup = |key: String| move |message: String| SetupError { key, message };
     let mut demo: HashMap<&str, Arc<demo::DemoProvider>> = HashMap::new();
-    let mut http: HashMap<&str, Arc<http::HttpProvider>> = HashMap::new();
+    let mut upstreams: HashMap<&str, Arc<Upstream>> = HashMap::new();
+    let mut providers = Providers::default();
     for (i, p) in config.providers.iter().enumerate() {
         match p.kind {
             ProviderType::Demo => {
@@ -25,33 +64,47 @@ pub fn build(config: &Config) -> Result<HashMap<String, Arc<dyn Handler>>, Setup
                     demo::DemoProvider::from_config(p).map_err(setup(format!("providers[{i}]")))?;
                 demo.insert(&p.name, Arc::new(provider));
             }
-            ProviderType::Http => {
-                let provider =
-                    http::HttpProvider::from_config(p).map_err(setup(format!("providers[{i}]")))?;
-                http.insert(&p.name, Arc::new(provider));
-            }
-            ProviderType::Task => {
-                return Err(SetupError {
-                    key: format!("providers[{i}].type"),
-                    message: "task providers are not available in this version".into(),
-                });
+            ProviderType::Http | ProviderType::Task => {
+                // A task job not polled for this long was canceled or moved elsewhere: it no
+                // longer counts toward `max_concurrent`.
+                let stale = p.max_wait.unwrap_or(Duration::from_secs(600)) * 2
+                    + p.poll_interval.unwrap_or(Duration::from_secs(5)) * 4;
+                let upstream = Arc::new(
+                    Upstream::from_config(p, budgets.clone(), stale)
+                        .map_err(setup(format!("providers[{i}]")))?,
+                );
+                upstreams.insert(&p.name, upstream.clone());
+                providers.upstreams.push(upstream);
             }
         }
     }
-    let mut handlers: HashMap<String, Arc<dyn Handler>> = HashMap::new();
     for kind in config.kinds.iter().filter(|k| !k.external) {
         let Some(name) = kind.provider.as_deref() else {
             continue;
         };
+        let estimated_tokens = kind.estimated_tokens.unwrap_or(0);
         let handler: Arc<dyn Handler> = if let Some(p) = demo.get(name) {
             p.clone()
-        } else if let Some(p) = http.get(name) {
-            // Validated at load time: an http kind has a path.
-            Arc::new(p.at(kind.path.as_deref().unwrap_or("")))
+        } else if let Some(u) = upstreams.get(name) {
+            match u.kind {
+                ProviderType::Task => Arc::new(task::TaskKind {
+                    upstream: u.clone(),
+                    api: task::TaskApi::from_config(
+                        config.provider(name).expect("validated at load"),
+                    ),
+                    estimated_tokens,
+                }),
+                // Validated at load time: an http kind has a path.
+                _ => Arc::new(http::HttpKind {
+                    upstream: u.clone(),
+                    path: kind.path.clone().unwrap_or_default(),
+                    estimated_tokens,
+                }),
+            }
         } else {
             continue;
         };
-        handlers.insert(kind.name.clone(), handler);
+        providers.handlers.insert(kind.name.clone(), handler);
     }
-    Ok(handlers)
+    Ok(providers)
 }

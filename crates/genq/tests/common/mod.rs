@@ -100,8 +100,9 @@ impl TestServer {
         config.database = format!("sqlite://{}", dir.path().join("genq.db").display());
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(dir.path().join("genq.db")).unwrap());
-        let kinds = Engine::kinds_from_config(&config).unwrap();
-        let engine = Engine::new(store.clone(), EngineSettings::from_config(&config), kinds);
+        let engine =
+            Engine::from_config(store.clone(), &config, EngineSettings::from_config(&config))
+                .unwrap();
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
         let (e, s) = (engine.clone(), stop.clone());
