@@ -846,6 +846,8 @@ async fn stats_readiness_and_openapi() {
         "/v1/users/{id}/ledger",
         "/v1/admin/limits",
         "/v1/admin/limits/{key}",
+        "/v1/admin/providers",
+        "/v1/admin/providers/{name}/keys/{label}/enable",
         "/v1/stats",
         "/healthz",
         "/readyz",
