@@ -38,6 +38,9 @@ pub struct JobView {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub updated_at: String,
+    /// A `task` provider's task the running attempt waits for (operators only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_task_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -103,6 +106,10 @@ impl JobView {
             started_at: job.started_at.map(ts),
             finished_at: job.finished_at.map(ts),
             updated_at: ts(job.updated_at),
+            provider_task_id: job
+                .provider_task
+                .filter(|_| v.show_detail && job.state == genq_core::JobState::Running)
+                .map(|t| t.id),
         }
     }
 }

@@ -44,6 +44,16 @@ pub trait Handler: Send + Sync + 'static {
         None
     }
 
+    /// How many more attempts may start now, if that is bounded (a `task` provider's
+    /// `max_concurrent`); the pool claims no more than that.
+    fn room(&self) -> Option<usize> {
+        None
+    }
+
+    /// The pool took `job_id` (a new attempt or a poll); called before the next claim, so that
+    /// [`Handler::room`] already counts it.
+    fn claimed(&self, _job_id: &str) {}
+
     /// Whether this handler ever answers [`Reply::Wait`]; the pool claims polls for it.
     fn parks(&self) -> bool {
         false

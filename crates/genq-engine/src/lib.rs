@@ -158,6 +158,17 @@ impl Wake {
     }
 }
 
+/// Kinds the worker pool may claim now.
+#[derive(Debug, Default)]
+pub struct Claimable {
+    /// Kinds with no bound on how many attempts may start.
+    pub unbounded: Vec<String>,
+    /// Kinds whose provider has room for only so many more (see `Handler::room`).
+    pub bounded: Vec<String>,
+    /// Some kinds cannot start anything now; this long until one may.
+    pub blocked_for: Option<Duration>,
+}
+
 /// State shared by the engine's services.
 pub struct Shared {
     pub store: Arc<dyn Store>,
@@ -183,20 +194,37 @@ impl Shared {
             .unwrap_or_default()
     }
 
-    /// Kinds this process runs in-process whose handler is not blocked (no usable key, or
-    /// `max_concurrent` reached); and, if some are, how long until one may not be.
-    pub fn claimable_kinds(&self) -> (Vec<String>, Option<Duration>) {
-        let mut kinds = Vec::new();
-        let mut blocked: Option<Duration> = None;
+    /// What the worker pool may claim now: kinds this process runs in-process whose handler
+    /// is not blocked (no usable key, or `max_concurrent` reached).
+    pub fn claimable_kinds(&self) -> Claimable {
+        let mut c = Claimable::default();
         for (name, k) in &self.kinds {
             let Some(handler) = &k.handler else { continue };
             match handler.blocked_for() {
-                None => kinds.push(name.clone()),
-                Some(wait) => blocked = Some(blocked.map_or(wait, |b| b.min(wait))),
+                None if handler.room().is_some() => c.bounded.push(name.clone()),
+                None => c.unbounded.push(name.clone()),
+                Some(wait) => c.blocked_for = Some(c.blocked_for.map_or(wait, |b| b.min(wait))),
             }
         }
-        kinds.sort();
-        (kinds, blocked)
+        c.unbounded.sort();
+        c.bounded.sort();
+        c
+    }
+
+    /// How many more attempts of `kind` may start now.
+    pub(crate) fn room(&self, kind: &str) -> usize {
+        self.kinds
+            .get(kind)
+            .and_then(|k| k.handler.as_ref())
+            .and_then(|h| h.room())
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Tell a job's handler that the pool took it (for its in-flight count).
+    pub(crate) fn claimed(&self, job: &genq_core::Job) {
+        if let Some(h) = self.kinds.get(&job.kind).and_then(|k| k.handler.as_ref()) {
+            h.claimed(&job.id);
+        }
     }
 
     /// Kinds whose handler parks jobs between polls.

@@ -229,7 +229,7 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             }
         }
         let now = shared.clock.now();
-        let (kinds, blocked) = shared.claimable_kinds();
+        let claimable = shared.claimable_kinds();
         let request = |kinds: Vec<String>, max: usize| ClaimRequest {
             node_id: shared.settings.node_id.clone(),
             worker_id: worker_id.clone(),
@@ -256,10 +256,33 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
                 Err(e) => tracing::warn!(error = %e, "claiming due polls failed"),
             }
         }
-        if jobs.len() < permits.len() && !kinds.is_empty() {
+        for job in &jobs {
+            shared.claimed(job);
+        }
+        // Kinds whose provider has room for only so many more: one claim each, no bigger than
+        // that room, so that a claim never takes a job it would have to hand back.
+        for kind in &claimable.bounded {
+            let free = permits.len() - jobs.len();
+            let room = shared.room(kind).min(free);
+            if room == 0 {
+                continue;
+            }
+            match shared.store.claim(request(vec![kind.clone()], room)).await {
+                Ok(claimed) => {
+                    for job in &claimed {
+                        shared.claimed(job);
+                    }
+                    jobs.extend(claimed);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claim failed; retrying after the poll interval")
+                }
+            }
+        }
+        if jobs.len() < permits.len() && !claimable.unbounded.is_empty() {
             match shared
                 .store
-                .claim(request(kinds, permits.len() - jobs.len()))
+                .claim(request(claimable.unbounded, permits.len() - jobs.len()))
                 .await
             {
                 Ok(claimed) => jobs.extend(claimed),
@@ -270,7 +293,7 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         }
         if jobs.is_empty() {
             drop(permits);
-            idle(&shared, &shutdown, blocked).await;
+            idle(&shared, &shutdown, claimable.blocked_for).await;
             continue;
         }
         shared

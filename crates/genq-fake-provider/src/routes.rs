@@ -174,6 +174,9 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Tokens of the fake's chat answer.
+const ANSWER_TOKENS: u64 = 12;
+
 /// Rough tokens of a request: its text over four, plus what it may generate.
 fn tokens_of(body: &Value) -> (u64, u64) {
     let prompt = (body.get("messages").map_or(0, |m| m.to_string().len()) / 4) as u64 + 1;
@@ -230,9 +233,11 @@ pub(crate) async fn chat(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let (prompt, completion) = tokens_of(&body);
+    let (prompt, max_completion) = tokens_of(&body);
+    // Like a real model: the limit counts what the request may generate, the usage what it did.
+    let completion = max_completion.min(ANSWER_TOKENS);
     let model = body.get("model").cloned().unwrap_or(json!("fake-chat"));
-    respond(state, headers, body, prompt + completion, |caller| {
+    respond(state, headers, body, prompt + max_completion, |caller| {
         json!({
             "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
             "object": "chat.completion",

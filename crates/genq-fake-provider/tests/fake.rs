@@ -68,10 +68,11 @@ async fn chat_completions_in_openai_shape() {
     assert_eq!(out["choices"][0]["message"]["role"], "assistant");
     assert_eq!(out["choices"][0]["finish_reason"], "stop");
     let usage = &out["usage"];
-    assert_eq!(usage["completion_tokens"], 20);
+    // The answer is shorter than max_tokens, as a real model's usually is.
+    assert_eq!(usage["completion_tokens"], 12);
     assert_eq!(
         usage["total_tokens"].as_u64().unwrap(),
-        usage["prompt_tokens"].as_u64().unwrap() + 20
+        usage["prompt_tokens"].as_u64().unwrap() + 12
     );
     let (status, _, out) = post(
         &url,

@@ -302,3 +302,222 @@ async fn a_disabled_key_holds_its_jobs_until_an_admin_enables_it() {
     assert_eq!(done["attempt"], 2);
     s.shutdown().await;
 }
+
+fn with_task_provider(fake_url: &str, extra: &str) -> Config {
+    let extra = if extra.contains("max_wait") {
+        extra.to_string()
+    } else {
+        format!("max_wait = \"30s\"\n{extra}")
+    };
+    let mut c = config(&format!(
+        r#"
+[[providers]]
+name = "video"
+type = "task"
+base_url = "{fake_url}"
+keys = ["sk-video"]
+create_path = "/v1/tasks"
+status_path = "/v1/tasks/{{task_id}}"
+state_pointer = "/status"
+result_pointer = "/result"
+poll_interval = "50ms"
+error_rules = [{{ pattern = '"class":"user_error"', class = "user_error" }}]
+{extra}
+
+[[kinds]]
+name = "video.make"
+provider = "video"
+retry_delays = ["20ms"]
+"#
+    ));
+    c.worker.poll_interval = std::time::Duration::from_millis(20);
+    c
+}
+
+fn video(simulate: Value) -> Value {
+    json!({"kind": "video.make", "user_id": "u1", "payload": {
+        "prompt": "a mug turning slowly", "simulate": simulate,
+    }})
+}
+
+async fn post_all(s: &TestServer, bodies: impl IntoIterator<Item = Value>) -> Vec<String> {
+    let mut ids = Vec::new();
+    for body in bodies {
+        let (status, j) = s.post("/v1/jobs", body).await;
+        assert_eq!(status, 201, "{j}");
+        ids.push(j["id"].as_str().unwrap().to_string());
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_jobs_wait_for_their_provider_without_holding_a_slot() {
+    let fake_url = fake(fake_config(&["sk-video"], None)).await;
+    let mut config = with_task_provider(&fake_url, "");
+    config.worker.concurrency = 1;
+    let s = TestServer::start(config).await;
+    // Six tasks of 1.5 s each on one slot: all six run at the provider at once.
+    let ids = post_all(&s, (0..6).map(|_| video(json!({"latency_ms": 1500})))).await;
+    let parked = s
+        .until(&ids[5], |j| j["provider_task_id"].is_string())
+        .await;
+    assert_eq!(parked["state"], "running");
+    for id in &ids {
+        let done = s.until_state(id, "succeeded").await;
+        assert_eq!(done["attempt"], 1);
+        let url = done["result"]["video_url"].as_str().unwrap();
+        assert!(
+            url.ends_with(".mp4"),
+            "the result comes from result_pointer: {done}"
+        );
+        assert!(done.get("provider_task_id").is_none());
+    }
+    let stats = fake_stats(&fake_url).await;
+    assert_eq!(
+        stats.max_tasks_in_flight, 6,
+        "one slot kept six tasks going"
+    );
+    for id in &ids {
+        assert_eq!(stats.jobs[id].tasks_created, 1, "one task per attempt");
+        assert!(stats.jobs[id].requests >= 3, "created, then polled");
+    }
+    let (_, providers) = s.get("/v1/admin/providers").await;
+    let video = &providers["providers"][0];
+    assert_eq!(
+        (video["type"].as_str(), video["tasks_in_flight"].as_u64()),
+        (Some("task"), Some(0))
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_failures_are_classified_and_a_retry_creates_a_new_task() {
+    let fake_url = fake(fake_config(&["sk-video"], None)).await;
+    let s = TestServer::start(with_task_provider(&fake_url, "")).await;
+    let ids = post_all(
+        &s,
+        [
+            video(json!({"fail": "user_error", "latency_ms": 100})),
+            video(json!({"fail": "temporary", "fail_attempts": 1, "latency_ms": 100})),
+        ],
+    )
+    .await;
+    let rejected = s.until_state(&ids[0], "failed").await;
+    assert_eq!(
+        rejected["error"]["class"], "user_error",
+        "the error rule applied: {rejected}"
+    );
+    assert!(
+        rejected["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("task task_")
+    );
+    assert_eq!(rejected["attempt"], 1);
+    let retried = s.until_state(&ids[1], "succeeded").await;
+    assert_eq!(retried["attempt"], 2);
+    let stats = fake_stats(&fake_url).await;
+    assert_eq!(stats.jobs[&ids[0]].tasks_created, 1);
+    assert_eq!(
+        stats.jobs[&ids[1]].tasks_created, 2,
+        "the failed task's retry is a new task"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_past_max_wait_times_out() {
+    let fake_url = fake(fake_config(&["sk-video"], None)).await;
+    let mut config = with_task_provider(&fake_url, "max_wait = \"400ms\"");
+    config.kinds.last_mut().unwrap().max_retries = Some(0);
+    let s = TestServer::start(config).await;
+    let slow = post_all(&s, [video(json!({"latency_ms": 60_000}))]).await;
+    let timed_out = s.until_state(&slow[0], "failed").await;
+    assert_eq!(timed_out["error"]["class"], "timeout", "{timed_out}");
+    assert!(
+        timed_out["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_wait")
+    );
+    assert_eq!(fake_stats(&fake_url).await.jobs[&slow[0]].tasks_created, 1);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrent_bounds_the_tasks_in_flight() {
+    let fake_url = fake(fake_config(&["sk-video"], None)).await;
+    let s = TestServer::start(with_task_provider(&fake_url, "max_concurrent = 2")).await;
+    let ids = post_all(&s, (0..5).map(|_| video(json!({"latency_ms": 150})))).await;
+    for id in &ids {
+        let done = s.until_state(id, "succeeded").await;
+        assert_eq!(
+            done["attempt"], 1,
+            "waiting for room is not an attempt: {done}"
+        );
+    }
+    let stats = fake_stats(&fake_url).await;
+    assert_eq!(stats.max_tasks_in_flight, 2, "max_concurrent holds");
+    for id in &ids {
+        assert_eq!(stats.jobs[id].tasks_created, 1);
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_reserved_before_a_request_and_corrected_from_usage() {
+    let fake_url = fake(fake_config(&["sk-secret-one"], None)).await;
+    let mut config = with_http_provider(&fake_url);
+    let p = fake_provider(&mut config);
+    p.keys = vec!["sk-secret-one".into()];
+    // 10,000 tokens a second; a request that may use 120,000 takes 12 s of budget.
+    p.tokens_per_minute = Some(600_000);
+    let s = TestServer::start(config).await;
+    let big = |n: u32| {
+        json!({"kind": "chat.generate", "user_id": "u1", "payload": {
+            "model": "gpt-4o-mini", "max_tokens": 120_000, "n": n,
+            "messages": [{"role": "user", "content": "a card"}],
+        }})
+    };
+    // One after another: each answer says it used a few dozen tokens, the rest of its
+    // reservation comes back, and the next request goes at once.
+    for n in 0..3 {
+        let id = post_all(&s, [big(n)]).await.remove(0);
+        let done = s.until_state(&id, "succeeded").await;
+        let job = s.store.job(&id).await.unwrap();
+        assert_eq!((job.attempt, job.rate_limit_waits), (1, 0), "{done}");
+    }
+    // Two at once: the first reserves 12 s of budget, so the second is not sent but waits
+    // for it, free, without ever reaching the provider.
+    let ids = post_all(&s, [big(10), big(11)]).await;
+    let mut waited = None;
+    for _ in 0..2 {
+        let first_done = s
+            .until(&ids[0], |j| {
+                j["state"] == "succeeded" || j["state"] == "retrying"
+            })
+            .await;
+        let second = s
+            .until(&ids[1], |j| {
+                j["state"] == "succeeded" || j["state"] == "retrying"
+            })
+            .await;
+        if first_done["state"] == "retrying" {
+            waited = Some((ids[0].clone(), first_done));
+        } else if second["state"] == "retrying" {
+            waited = Some((ids[1].clone(), second));
+        }
+    }
+    let (id, job) = waited.expect("one of the two waited for the token budget");
+    assert_eq!(job["error"]["class"], "rate_limited", "{job}");
+    assert!(
+        job["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rate budget")
+    );
+    let stored = s.store.job(&id).await.unwrap();
+    assert_eq!((stored.retries_used, stored.rate_limit_waits), (0, 1));
+    assert!(!fake_stats(&fake_url).await.jobs.contains_key(&id));
+    s.shutdown().await;
+}

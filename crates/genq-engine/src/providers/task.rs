@@ -227,6 +227,14 @@ impl Handler for TaskKind {
         self.upstream.blocked_for().map(|(wait, _)| wait)
     }
 
+    fn room(&self) -> Option<usize> {
+        self.upstream.task_room()
+    }
+
+    fn claimed(&self, job_id: &str) {
+        self.upstream.task_started(job_id, false);
+    }
+
     fn parks(&self) -> bool {
         true
     }

@@ -166,6 +166,12 @@ impl Upstream {
         true
     }
 
+    /// How many more tasks may start under `max_concurrent`, if it is set.
+    pub fn task_room(&self) -> Option<usize> {
+        let max = self.max_concurrent? as usize;
+        Some(max.saturating_sub(self.tasks_in_flight()))
+    }
+
     pub fn task_ended(&self, job_id: &str) {
         self.tasks.lock().unwrap().remove(job_id);
     }
