@@ -380,3 +380,120 @@ async fn sigkill_mid_run_keeps_every_balance_exact() {
         );
     }
 }
+
+/// A video task survives SIGKILL of genq while genq polls it: after the restart genq polls the
+/// same task, and the provider never sees a second task for the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_job_survives_sigkill_mid_poll_without_a_second_task() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake_url = format!("http://{}", listener.local_addr().unwrap());
+    let fake_config = genq_fake_provider::FakeConfig {
+        keys: vec!["sk-video".into()],
+        ..Default::default()
+    };
+    tokio::spawn(async move {
+        axum::serve(listener, genq_fake_provider::router(fake_config))
+            .await
+            .unwrap()
+    });
+    let fake_stats = |url: String| async move {
+        reqwest::get(format!("{url}/stats"))
+            .await
+            .unwrap()
+            .json::<genq_fake_provider::Stats>()
+            .await
+            .unwrap()
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+listen = "127.0.0.1:0"
+database = "sqlite://{db}"
+[auth]
+admin_tokens = ["{ADMIN}"]
+[users]
+default_plan = "enterprise"
+[worker]
+lease = "4s"
+heartbeat = "1s"
+poll_interval = "50ms"
+[[providers]]
+name = "video"
+type = "task"
+base_url = "{fake_url}"
+keys = ["sk-video"]
+create_path = "/v1/tasks"
+status_path = "/v1/tasks/{{task_id}}"
+result_pointer = "/result"
+poll_interval = "100ms"
+[[kinds]]
+name = "video.make"
+provider = "video"
+"#,
+        db = dir.path().join("genq.db").display(),
+    );
+    std::fs::write(dir.path().join("genq.toml"), text).unwrap();
+
+    let genq = Process::serve(dir.path());
+    let body = json!({"kind": "video.make", "user_id": "u1",
+        "payload": {"prompt": "a mug", "simulate": {"latency_ms": 2500}}});
+    let (status, job) = client_call(&genq.url, Method::POST, "/v1/jobs", Some(body)).await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    // Wait until genq has created the task and polled it at least twice.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let task_id = loop {
+        let (_, job) = client_call(&genq.url, Method::GET, &format!("/v1/jobs/{id}"), None).await;
+        let polls = fake_stats(fake_url.clone())
+            .await
+            .jobs
+            .get(&id)
+            .map_or(0, |s| s.requests);
+        if let Some(task) = job["provider_task_id"].as_str()
+            && polls >= 3
+        {
+            break task.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the task was never polled: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    genq.signal("KILL");
+    assert!(
+        !genq.wait(Duration::from_secs(10)),
+        "SIGKILL is not a clean exit"
+    );
+
+    let genq = Process::serve(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let (_, job) = client_call(&genq.url, Method::GET, &format!("/v1/jobs/{id}"), None).await;
+        if job["state"] != "running" {
+            break job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the task job never finished: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(
+        done["attempt"], 1,
+        "the restart resumed the attempt: {done}"
+    );
+    assert!(
+        done["result"]["video_url"]
+            .as_str()
+            .unwrap()
+            .contains(&task_id),
+        "the result is the first task's: {done}"
+    );
+    let stats = fake_stats(fake_url.clone()).await;
+    assert_eq!(stats.jobs[&id].tasks_created, 1, "no second paid task");
+    genq.signal("TERM");
+    assert!(genq.wait(Duration::from_secs(10)));
+}
