@@ -7,6 +7,10 @@
 //!    `--deep` (default 1,000,000).
 //! 4. HTTP: `POST /v1/batches` of 200 items, and end-to-end throughput through the API.
 //! 5. Idle RSS of a `genq serve` process.
+//! 6. Providers against the fake provider: goodput under per-key rate limits, and video tasks
+//!    in flight at once ([`providers`]).
+
+mod providers;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -45,7 +49,16 @@ pub struct BenchArgs {
     /// Samples for the idle latency.
     #[arg(long, default_value_t = 500)]
     pub latency_samples: u32,
-    /// Run only these sections: engine, credits, latency, deep, http, rss.
+    /// Jobs in the provider goodput run (3 keys x 600 requests a minute).
+    #[arg(long, default_value_t = 3_000)]
+    pub provider_jobs: u64,
+    /// Tasks in the video run.
+    #[arg(long, default_value_t = 500)]
+    pub video_tasks: u32,
+    /// How long each video task takes at the provider.
+    #[arg(long, default_value_t = 60)]
+    pub video_seconds: u64,
+    /// Run only these sections: engine, credits, latency, deep, http, rss, provider, video.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Skip the HTTP runs.
@@ -149,6 +162,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!(
             "serve   idle RSS                                       {rss:>10.1} MB     target <= 30 MB"
         );
+    }
+
+    if wants("provider") {
+        providers::goodput(&dir, &args).await?;
+    }
+    if wants("video") {
+        providers::video(&dir, &args).await?;
     }
     Ok(())
 }
