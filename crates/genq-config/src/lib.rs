@@ -176,6 +176,9 @@ pub struct Provider {
     /// How long a key that failed with `billing` stays disabled (default 3600).
     #[serde(default)]
     pub key_disable_seconds: Option<u64>,
+    /// A cheap GET that needs a valid key, for `genq doctor` (default `/models` for http).
+    #[serde(default)]
+    pub check_path: Option<String>,
     /// Body-pattern rules that refine the class a status gives, first match wins.
     #[serde(default)]
     pub error_rules: Vec<ErrorRule>,

@@ -67,6 +67,8 @@ pub enum Command {
     /// Read and change the runtime limits (admin).
     #[command(subcommand)]
     Limits(LimitsCommand),
+    /// Check the config, the database, and every provider and key; print what is wrong.
+    Doctor(ConfigArgs),
     /// Measure throughput and latency on this machine.
     Bench(bench::BenchArgs),
     /// Run a fake AI provider (OpenAI-compatible chat and images, a task API, per-key limits)
@@ -262,6 +264,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(UsersCommand::Credits(a)) => client::user_credits(a).await,
         Command::Limits(LimitsCommand::Get(a)) => client::limits_get(a).await,
         Command::Limits(LimitsCommand::Set(a)) => client::limits_set(a).await,
+        Command::Doctor(a) => crate::doctor::run(a.config.as_deref()).await,
         Command::Bench(a) => bench::run(a).await,
         Command::FakeProvider(a) => fake_provider(a).await,
     }

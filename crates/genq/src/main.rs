@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod client;
+mod doctor;
 mod serve;
 
 use clap::Parser;

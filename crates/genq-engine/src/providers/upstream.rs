@@ -326,6 +326,20 @@ impl Upstream {
         .with_retry_after(retry_after))
     }
 
+    /// `genq doctor`: GET `path`, with the key at `key` if given; the status, or why no
+    /// answer came. Counts nothing and changes no key state.
+    pub async fn probe(&self, key: Option<usize>, path: &str) -> Result<u16, String> {
+        let mut request = self.client.get(format!("{}{path}", self.base_url));
+        if let Some(k) = key.and_then(|i| self.keys.keys().get(i)) {
+            request = request.bearer_auth(&k.secret);
+        }
+        match request.send().await {
+            Ok(r) => Ok(r.status().as_u16()),
+            Err(e) if e.is_timeout() => Err(format!("timed out: {e}")),
+            Err(e) => Err(format!("no answer: {e}")),
+        }
+    }
+
     async fn send(
         &self,
         key: &Key,
