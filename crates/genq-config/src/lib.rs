@@ -618,11 +618,18 @@ impl Config {
             if p.max_concurrent == Some(0) {
                 return fail(&key("max_concurrent"), "must be at least 1".into());
             }
-            if p.requests_per_minute == Some(0) || p.key_requests_per_minute == Some(0) {
-                return fail(
-                    &key("requests_per_minute"),
-                    "must be at least 1 (leave it out for no limit)".into(),
-                );
+            for (field, value) in [
+                ("requests_per_minute", p.requests_per_minute),
+                ("key_requests_per_minute", p.key_requests_per_minute),
+                ("tokens_per_minute", p.tokens_per_minute),
+                ("key_tokens_per_minute", p.key_tokens_per_minute),
+            ] {
+                if value == Some(0) {
+                    return fail(
+                        &key(field),
+                        "must be at least 1 (leave it out for no limit)".into(),
+                    );
+                }
             }
         }
 

@@ -103,7 +103,7 @@ async fn provider(config: &Config, u: &Upstream, r: &mut Report) {
                     Ok(s) if (200..300).contains(&s) => {
                         r.ok(&format!("key {}: accepted (GET {path})", key.label))
                     }
-                    Ok(s @ (401 | 402 | 403)) => r.fail(&format!(
+                    Ok(s @ 401..=403) => r.fail(&format!(
                         "key {}: refused with HTTP {s} (GET {path}); replace or top up this key",
                         key.label
                     )),
@@ -124,19 +124,16 @@ fn limits(config: &Config, p: &genq_config::Provider, r: &mut Report) {
     let name = &p.name;
     let keys = p.keys.len() as u64;
     let mut fine = true;
-    if let (Some(total), Some(per_key)) = (p.requests_per_minute, p.key_requests_per_minute) {
-        if per_key as u64 * keys < total as u64 {
+    for (what, total, per_key) in [
+        ("requests", p.requests_per_minute, p.key_requests_per_minute),
+        ("tokens", p.tokens_per_minute, p.key_tokens_per_minute),
+    ] {
+        if let (Some(total), Some(per_key)) = (total, per_key)
+            && (per_key as u64) * keys < total as u64
+        {
             fine = false;
             r.warn(&format!(
-                "provider {name}: requests_per_minute = {total} cannot be reached: {keys} key(s) x key_requests_per_minute = {per_key}"
-            ));
-        }
-    }
-    if let (Some(total), Some(per_key)) = (p.tokens_per_minute, p.key_tokens_per_minute) {
-        if per_key as u64 * keys < total as u64 {
-            fine = false;
-            r.warn(&format!(
-                "provider {name}: tokens_per_minute = {total} cannot be reached: {keys} key(s) x key_tokens_per_minute = {per_key}"
+                "provider {name}: {what}_per_minute = {total} cannot be reached: {keys} key(s) x key_{what}_per_minute = {per_key}"
             ));
         }
     }
