@@ -5,21 +5,6 @@ mod common;
 
 use std::process::Command;
 
-async fn fake(keys: &[&str]) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let config = genq_fake_provider::FakeConfig {
-        keys: keys.iter().map(|k| k.to_string()).collect(),
-        ..Default::default()
-    };
-    tokio::spawn(async move {
-        axum::serve(listener, genq_fake_provider::router(config))
-            .await
-            .unwrap()
-    });
-    url
-}
-
 fn doctor(dir: &std::path::Path, config: &str) -> (bool, String) {
     std::fs::write(dir.join("genq.toml"), config).unwrap();
     let out = Command::new(common::genq_bin())
@@ -34,7 +19,11 @@ fn doctor(dir: &std::path::Path, config: &str) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_checks_every_provider_and_key() {
-    let url = fake(&["sk-good-key"]).await;
+    let url = common::fake(genq_fake_provider::FakeConfig {
+        keys: vec!["sk-good-key".into()],
+        ..Default::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("genq.db");
     let dead = std::net::TcpListener::bind("127.0.0.1:0")

@@ -385,25 +385,11 @@ async fn sigkill_mid_run_keeps_every_balance_exact() {
 /// same task, and the provider never sees a second task for the job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_job_survives_sigkill_mid_poll_without_a_second_task() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let fake_url = format!("http://{}", listener.local_addr().unwrap());
-    let fake_config = genq_fake_provider::FakeConfig {
+    let fake_url = fake(genq_fake_provider::FakeConfig {
         keys: vec!["sk-video".into()],
         ..Default::default()
-    };
-    tokio::spawn(async move {
-        axum::serve(listener, genq_fake_provider::router(fake_config))
-            .await
-            .unwrap()
-    });
-    let fake_stats = |url: String| async move {
-        reqwest::get(format!("{url}/stats"))
-            .await
-            .unwrap()
-            .json::<genq_fake_provider::Stats>()
-            .await
-            .unwrap()
-    };
+    })
+    .await;
 
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
@@ -445,7 +431,7 @@ provider = "video"
     let deadline = Instant::now() + Duration::from_secs(20);
     let task_id = loop {
         let (_, job) = client_call(&genq.url, Method::GET, &format!("/v1/jobs/{id}"), None).await;
-        let polls = fake_stats(fake_url.clone())
+        let polls = fake_stats(&fake_url)
             .await
             .jobs
             .get(&id)
@@ -492,7 +478,7 @@ provider = "video"
             .contains(&task_id),
         "the result is the first task's: {done}"
     );
-    let stats = fake_stats(fake_url.clone()).await;
+    let stats = fake_stats(&fake_url).await;
     assert_eq!(stats.jobs[&id].tasks_created, 1, "no second paid task");
     genq.signal("TERM");
     assert!(genq.wait(Duration::from_secs(10)));

@@ -7,26 +7,6 @@ use common::*;
 use genq_config::Config;
 use serde_json::{Value, json};
 
-async fn fake(config: genq_fake_provider::FakeConfig) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(listener, genq_fake_provider::router(config))
-            .await
-            .unwrap()
-    });
-    url
-}
-
-async fn fake_stats(url: &str) -> genq_fake_provider::Stats {
-    reqwest::get(format!("{url}/stats"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 fn with_http_provider(fake_url: &str) -> Config {
     let mut c = config(&format!(
         r#"

@@ -211,6 +211,12 @@ impl Upstream {
         [&self.tpm, &self.key_tpm[key]].into_iter().flatten()
     }
 
+    async fn give_back_tokens(&self, key: usize, reserved: f64) {
+        for bucket in self.token_buckets(key) {
+            self.budgets.adjust(bucket, -reserved).await;
+        }
+    }
+
     /// Send one request with a usable key, paced by the rate budgets; the answer's JSON, or a
     /// classified failure. Key states and budgets learn from the answer.
     pub async fn call(&self, attempt: &Attempt, call: Call<'_>) -> Result<Value, Failure> {
@@ -257,7 +263,14 @@ impl Upstream {
         let answer = self.send(key, attempt, &call).await;
         self.in_flight.fetch_sub(1, Relaxed);
         key.requests.fetch_add(1, Relaxed);
-        let (status, headers, body) = answer?;
+        let reserved = call.tokens as f64;
+        let (status, headers, body) = match answer {
+            Ok(answer) => answer,
+            Err(failure) => {
+                self.give_back_tokens(index, reserved).await;
+                return Err(failure);
+            }
+        };
 
         if let Some(spent) = exhausted_for(|name| {
             headers
@@ -269,7 +282,6 @@ impl Upstream {
             // until then rather than learn it from a 429.
             self.keys.cool(key, Some(spent));
         }
-        let reserved = call.tokens as f64;
         if (200..300).contains(&status) {
             let value: Value = serde_json::from_str(&body).map_err(|e| {
                 Failure::new(
@@ -290,9 +302,7 @@ impl Upstream {
             return Ok(value);
         }
         // Refused or failed: the tokens were not spent.
-        for bucket in self.token_buckets(index) {
-            self.budgets.adjust(bucket, -reserved).await;
-        }
+        self.give_back_tokens(index, reserved).await;
         let retry_after = retry_after(
             headers
                 .get(reqwest::header::RETRY_AFTER)

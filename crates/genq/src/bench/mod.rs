@@ -237,10 +237,15 @@ fn batch(user: usize, n: usize) -> NewJobs {
 }
 
 fn batch_costing(user: usize, n: usize, cost: i64) -> NewJobs {
+    batch_of(KIND, user, vec![json!({"bench": true}); n], cost)
+}
+
+/// A batch of `payloads` of `kind` for a benchmark user.
+fn batch_of(kind: &str, user: usize, payloads: Vec<Value>, cost: i64) -> NewJobs {
     NewJobs {
-        kind: KIND.into(),
+        kind: kind.into(),
         user_id: format!("user-{user}"),
-        payloads: vec![json!({"bench": true}); n],
+        payloads,
         priority: 0,
         run_at: None,
         max_retries: 5,

@@ -4,11 +4,11 @@
 //!   requests a minute genq uses, and how many requests the provider answers 429.
 //! - Video: 500 tasks of 60 s under `concurrency = 25`: how many are in flight at once.
 
-use super::{BenchArgs, open};
+use super::{BenchArgs, batch_of, open};
 use anyhow::Context;
 use genq_config::Config;
 use genq_engine::{Engine, EngineCounters, EngineSettings};
-use genq_store::{NewJobs, Store};
+use genq_store::Store;
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
@@ -52,23 +52,7 @@ async fn enqueue(
     for (b, start) in (0..n).step_by(200).enumerate() {
         let count = (n - start).min(200);
         store
-            .enqueue(NewJobs {
-                kind: kind.into(),
-                user_id: format!("user-{}", b % 10),
-                payloads: vec![payload.clone(); count],
-                priority: 0,
-                run_at: None,
-                max_retries: 5,
-                cost: 0,
-                idempotency_key: None,
-                as_batch: true,
-                now: chrono::Utc::now(),
-                day: chrono::Utc::now().date_naive().to_string(),
-                user_defaults: genq_core::UserDefaults {
-                    plan: "enterprise".into(),
-                    initial_credits: 0,
-                },
-            })
+            .enqueue(batch_of(kind, b % 10, vec![payload.clone(); count], 0))
             .await?;
     }
     Ok(())

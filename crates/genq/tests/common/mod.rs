@@ -306,3 +306,24 @@ pub async fn client_call(
 pub fn set_mode(config: &mut Config, mode: Mode) {
     config.mode = mode;
 }
+
+/// `genq fake-provider` in this test's runtime, on a free loopback port; its base URL.
+pub async fn fake(config: genq_fake_provider::FakeConfig) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, genq_fake_provider::router(config))
+            .await
+            .unwrap()
+    });
+    url
+}
+
+pub async fn fake_stats(url: &str) -> genq_fake_provider::Stats {
+    reqwest::get(format!("{url}/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
