@@ -6,6 +6,7 @@
 //! by [`genq_core::machine`]; a store applies it fenced by state and lease token, so a worker that
 //! lost its lease can never overwrite the job.
 
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(feature = "conformance")]
@@ -17,6 +18,7 @@ use genq_core::{Batch, Job, JobError, JobState, LedgerEntry, Limits, User, UserD
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+pub use postgres::PgStore;
 pub use sqlite::{SqliteStore, Synchronous};
 
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 //! fresh, empty store; the macro expands to one `#[tokio::test]` per test below.
 
 mod histories;
+pub mod pg;
 
 pub use histories::{Op, op, run_history};
 

@@ -1,0 +1,358 @@
+//! Users, credits, daily usage and limits, in the same transactions as the job transitions
+//! that change them (see `sqlite/accounts.rs` for the rules; this is their PostgreSQL form).
+
+use super::rows::{PgError, from_micros, micros};
+use super::sql;
+use crate::{Owner, Rejection, StoreError};
+use chrono::{DateTime, Utc};
+use genq_core::limits::{self, Limits};
+use genq_core::{JobState, LedgerEntry, LedgerKind, User, UserDefaults};
+use sqlx::{PgConnection, Row};
+use std::collections::BTreeMap;
+
+pub(crate) async fn limits(c: &mut PgConnection) -> Result<Limits, PgError> {
+    let stored = sqlx::query(sql!("limits_all"))
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Limits::from_stored(stored))
+}
+
+pub(crate) async fn set_limit(
+    c: &mut PgConnection,
+    key: &str,
+    value: i64,
+    now: DateTime<Utc>,
+) -> Result<Limits, PgError> {
+    sqlx::query(sql!("limit_set"))
+        .bind(key)
+        .bind(value)
+        .bind(micros(now))
+        .execute(&mut *c)
+        .await?;
+    limits(c).await
+}
+
+fn user_of(r: &sqlx::postgres::PgRow) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: r.try_get("id")?,
+        plan: r.try_get("plan")?,
+        credits: r.try_get("credits")?,
+        unfinished: r.try_get::<i64, _>("unfinished")? as u32,
+        running: r.try_get::<i64, _>("running")? as u32,
+        used_today: 0,
+        created_at: from_micros(r.try_get("created_at")?),
+    })
+}
+
+pub(crate) async fn user(c: &mut PgConnection, id: &str) -> Result<Option<User>, PgError> {
+    let row = sqlx::query(sql!("user_get"))
+        .bind(id)
+        .fetch_optional(c)
+        .await?;
+    Ok(row.as_ref().map(user_of).transpose()?)
+}
+
+pub(crate) async fn user_locked(c: &mut PgConnection, id: &str) -> Result<Option<User>, PgError> {
+    let row = sqlx::query(sql!("user_get_locked"))
+        .bind(id)
+        .fetch_optional(c)
+        .await?;
+    Ok(row.as_ref().map(user_of).transpose()?)
+}
+
+/// The user's row, locked, created with the defaults (and a grant of the initial credits) on
+/// first use.
+pub(crate) async fn ensure_user_locked(
+    c: &mut PgConnection,
+    id: &str,
+    defaults: &UserDefaults,
+    now: DateTime<Utc>,
+) -> Result<User, PgError> {
+    if let Some(user) = user_locked(c, id).await? {
+        return Ok(user);
+    }
+    let created = sqlx::query(sql!("user_insert"))
+        .bind(id)
+        .bind(&defaults.plan)
+        .bind(micros(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    if created == 1 && defaults.initial_credits > 0 {
+        ledger_entry(
+            c,
+            id,
+            LedgerKind::Grant,
+            defaults.initial_credits,
+            None,
+            "initial credits",
+            now,
+        )
+        .await?;
+    }
+    user_locked(c, id)
+        .await?
+        .ok_or_else(|| StoreError::Internal(format!("user {id} vanished")).into())
+}
+
+pub(crate) async fn usage(c: &mut PgConnection, user_id: &str, day: &str) -> Result<i64, PgError> {
+    Ok(sqlx::query_scalar(sql!("usage_get"))
+        .bind(user_id)
+        .bind(day)
+        .fetch_optional(c)
+        .await?
+        .unwrap_or(0))
+}
+
+pub(crate) async fn add_usage(
+    c: &mut PgConnection,
+    user_id: &str,
+    day: &str,
+    n: i64,
+) -> Result<(), PgError> {
+    sqlx::query(sql!("usage_add"))
+        .bind(user_id)
+        .bind(day)
+        .bind(n)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn add_counts(
+    c: &mut PgConnection,
+    user_id: &str,
+    unfinished: i64,
+    running: i64,
+) -> Result<(), PgError> {
+    if unfinished == 0 && running == 0 {
+        return Ok(());
+    }
+    sqlx::query(sql!("user_add_counts"))
+        .bind(user_id)
+        .bind(unfinished)
+        .bind(running)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Append a ledger entry and move the balance with it; `Conflict` if the balance would go
+/// below zero. Returns the balance after.
+pub(crate) async fn ledger_entry(
+    c: &mut PgConnection,
+    user_id: &str,
+    kind: LedgerKind,
+    amount: i64,
+    job: Option<(&str, i64)>,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, PgError> {
+    let balance: i64 = match sqlx::query_scalar(sql!("user_add_credits"))
+        .bind(user_id)
+        .bind(amount)
+        .fetch_one(&mut *c)
+        .await
+    {
+        Ok(b) => b,
+        Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some("23514") => {
+            return Err(StoreError::Conflict(format!(
+                "user {user_id}'s balance cannot go below zero"
+            ))
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    sqlx::query(sql!("ledger_insert"))
+        .bind(user_id)
+        .bind(kind.as_str())
+        .bind(amount)
+        .bind(balance)
+        .bind(job.map(|j| j.0))
+        .bind(job.map(|j| j.1 as i32))
+        .bind(None::<String>)
+        .bind(reason)
+        .bind(micros(now))
+        .execute(c)
+        .await?;
+    Ok(balance)
+}
+
+/// Book `n` newly accepted jobs: the unfinished count, and their cost `total` with one debit
+/// entry (for the single job, or for the whole batch).
+pub(crate) async fn accept_new(
+    c: &mut PgConnection,
+    user_id: &str,
+    n: i64,
+    total: i64,
+    job_or_batch: Result<&str, &str>,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), PgError> {
+    let balance: i64 = sqlx::query_scalar(sql!("user_accept"))
+        .bind(user_id)
+        .bind(n)
+        .bind(total)
+        .fetch_one(&mut *c)
+        .await?;
+    if total == 0 {
+        return Ok(());
+    }
+    let (job_id, series, batch_id) = match job_or_batch {
+        Ok(job) => (Some(job), Some(1i32), None),
+        Err(batch) => (None, None, Some(batch)),
+    };
+    sqlx::query(sql!("ledger_insert"))
+        .bind(user_id)
+        .bind(LedgerKind::Debit.as_str())
+        .bind(-total)
+        .bind(balance)
+        .bind(job_id)
+        .bind(series)
+        .bind(batch_id)
+        .bind(reason)
+        .bind(micros(now))
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Admission of `n` new jobs for a user (whose row the caller holds locked): every limit and
+/// the balance are checked before anything is written.
+pub(crate) async fn admit(
+    c: &mut PgConnection,
+    user: &User,
+    limits: &Limits,
+    day: &str,
+    n: i64,
+    cost: i64,
+    as_batch: bool,
+) -> Result<(), PgError> {
+    let reject = |r| Err(StoreError::Rejected(r).into());
+    let max_items = limits.get(limits::BATCH_MAX_ITEMS_PER_REQUEST);
+    if as_batch && n > max_items {
+        return reject(Rejection::BatchTooLarge {
+            limit: max_items,
+            items: n,
+        });
+    }
+    let max_queued = limits.get(limits::BATCH_MAX_QUEUED_PER_USER);
+    if user.unfinished as i64 + n > max_queued {
+        return reject(Rejection::QueueLimit {
+            limit: max_queued,
+            current: user.unfinished as i64,
+        });
+    }
+    let daily = limits.daily_limit(&user.plan);
+    let used = usage(c, &user.id, day).await?;
+    if used + n > daily {
+        return reject(Rejection::DailyLimit { limit: daily, used });
+    }
+    let needed = cost * n;
+    if needed > user.credits {
+        return reject(Rejection::InsufficientCredits {
+            needed,
+            balance: user.credits,
+        });
+    }
+    Ok(())
+}
+
+/// Per-user counter changes, applied once per user, in user-id order, at the end of a
+/// transaction.
+#[derive(Default)]
+pub(crate) struct Counts(BTreeMap<String, (i64, i64)>);
+
+impl Counts {
+    pub(crate) fn add(&mut self, user_id: &str, unfinished: i64, running: i64) {
+        let entry = self.0.entry(user_id.to_string()).or_default();
+        entry.0 += unfinished;
+        entry.1 += running;
+    }
+
+    pub(crate) async fn apply(self, c: &mut PgConnection) -> Result<(), PgError> {
+        for (user_id, (unfinished, running)) in self.0 {
+            add_counts(c, &user_id, unfinished, running).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The bookkeeping of a transition out of `from` into `to`: counters, and for a job that ends
+/// failed or canceled, its day's usage back and its cost refunded (once).
+pub(crate) async fn after_transition(
+    c: &mut PgConnection,
+    counts: &mut Counts,
+    job_id: &str,
+    job: &Owner,
+    from: JobState,
+    to: JobState,
+    now: DateTime<Utc>,
+) -> Result<(), PgError> {
+    let running = match (from == JobState::Running, to == JobState::Running) {
+        (true, false) => -1,
+        (false, true) => 1,
+        _ => 0,
+    };
+    let unfinished = match (from.is_unfinished(), to.is_unfinished()) {
+        (true, false) => -1,
+        (false, true) => 1,
+        _ => 0,
+    };
+    counts.add(&job.user_id, unfinished, running);
+    if matches!(to, JobState::Failed | JobState::Canceled) {
+        add_usage(c, &job.user_id, &job.day, -1).await?;
+        if job.cost > 0 {
+            ledger_entry(
+                c,
+                &job.user_id,
+                LedgerKind::Refund,
+                job.cost,
+                Some((job_id, job.series as i64)),
+                &format!("job {to}"),
+                now,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn ledger_page(
+    c: &mut PgConnection,
+    user_id: &str,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<(Vec<LedgerEntry>, Option<i64>), PgError> {
+    let found = sqlx::query(sql!("ledger_page"))
+        .bind(user_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit as i64 + 1)
+        .fetch_all(c)
+        .await?;
+    let mut entries = Vec::with_capacity(found.len());
+    for r in &found {
+        let kind: String = r.try_get("kind")?;
+        entries.push(LedgerEntry {
+            id: r.try_get("id")?,
+            user_id: r.try_get("user_id")?,
+            kind: super::rows::parse(&kind)?,
+            amount: r.try_get("amount")?,
+            balance: r.try_get("balance")?,
+            job_id: r.try_get("job_id")?,
+            reason: r.try_get("reason")?,
+            created_at: from_micros(r.try_get("created_at")?),
+            batch_id: r.try_get("batch_id")?,
+        });
+    }
+    let next = if entries.len() > limit as usize {
+        entries.truncate(limit as usize);
+        entries.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok((entries, next))
+}

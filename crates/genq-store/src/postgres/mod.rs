@@ -1,0 +1,959 @@
+//! The PostgreSQL backend: many genq processes on many machines, one database.
+//!
+//! Every operation is one transaction at READ COMMITTED. What makes that safe with concurrent
+//! processes:
+//! - claims lock their candidate rows with `FOR UPDATE SKIP LOCKED`, so two claimers never wait
+//!   for each other and never take the same job; the fairness is the SQLite backend's
+//!   start-time fair queueing (see `sqlite/mod.rs`), with the virtual clock in one row;
+//! - every write is fenced by state and lease token, as on SQLite;
+//! - a user's row is locked (`FOR UPDATE`) by every transaction that checks or moves its
+//!   balance, counters or `user_max_running`, always in user-id order, after the job rows;
+//! - a deadlock or serialization failure rolls the transaction back and runs it again.
+//!
+//! The SQL is in `sql/*.sql`, one statement per file; the schema in `migrations/postgres/`,
+//! applied by sqlx's migrator under its advisory lock, so processes may start together.
+
+mod accounts;
+mod rows;
+
+use crate::{
+    ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls,
+    Rejection, Result, Staged, Stats, Store, StoreError, UserCtx,
+};
+use accounts::Counts;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use genq_core::{Batch, Job, JobState, LedgerEntry, LedgerKind, Limits, User, ids};
+use rows::{PgError, db_error, from_micros, micros};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use std::str::FromStr;
+use std::time::Duration;
+
+macro_rules! sql {
+    ($name:literal) => {
+        include_str!(concat!("sql/", $name, ".sql"))
+    };
+}
+pub(crate) use sql;
+
+/// Run `$body` (an expression using `$c: &mut PgConnection`, returning a future of
+/// `Result<T, PgError>`) in a transaction; again, up to a few times, after a deadlock or a
+/// serialization failure.
+macro_rules! transaction {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let mut tries = 0u32;
+        loop {
+            let mut tx = $store.pool.begin().await.map_err(db_error)?;
+            let out = {
+                let $c: &mut PgConnection = &mut tx;
+                $body.await
+            };
+            let out = match out {
+                Ok(v) => tx.commit().await.map(|()| v).map_err(PgError::Db),
+                Err(e) => Err(e),
+            };
+            match out {
+                Ok(v) => break Ok(v),
+                Err(e) if e.is_retryable() && tries < 8 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(2 << tries)).await;
+                }
+                Err(e) => break Err(e.into_store()),
+            }
+        }
+    }};
+}
+
+pub struct PgStore {
+    pool: PgPool,
+    options: PgConnectOptions,
+}
+
+impl PgStore {
+    /// Connect to `url` (`postgres://user@host/db`) and apply migrations.
+    pub async fn connect(url: &str) -> Result<PgStore> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("database: {e}")))?;
+        Self::connect_with(options, 16).await
+    }
+
+    pub async fn connect_with(options: PgConnectOptions, connections: u32) -> Result<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.clone())
+            .await
+            .map_err(db_error)?;
+        let store = PgStore { pool, options };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "genq",
+    include_str!("../../migrations/postgres/0001_genq.sql"),
+)];
+
+fn migrator() -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, name, sql)| {
+            Migration::new(
+                *version,
+                (*name).into(),
+                MigrationType::Simple,
+                sqlx::SqlSafeStr::into_sql_str(*sql),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator {
+        migrations: migrations.into(),
+        ..Migrator::DEFAULT
+    }
+}
+
+async fn vtime(c: &mut PgConnection) -> Result<i64, PgError> {
+    Ok(sqlx::query_scalar(sql!("fair_clock_get"))
+        .fetch_one(c)
+        .await?)
+}
+
+/// Reserve `n` consecutive fair-queue tags for `user_id`; returns the first.
+async fn reserve_tags(c: &mut PgConnection, user_id: &str, n: i64) -> Result<i64, PgError> {
+    let vtime = vtime(c).await?;
+    Ok(sqlx::query_scalar(sql!("fair_user_reserve"))
+        .bind(user_id)
+        .bind(vtime)
+        .bind(n)
+        .fetch_one(c)
+        .await?)
+}
+
+async fn job_by_id(c: &mut PgConnection, id: &str) -> Result<Job, PgError> {
+    let row = sqlx::query(sql!("job_get"))
+        .bind(id)
+        .fetch_optional(c)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(rows::job(&row)?)
+}
+
+async fn batch_by_id(c: &mut PgConnection, id: &str) -> Result<Batch, PgError> {
+    let row = sqlx::query(sql!("batch_get"))
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let mut batch = rows::batch(&row)?;
+    let counts = sqlx::query(sql!("batch_counts"))
+        .bind(id)
+        .fetch_all(c)
+        .await?;
+    let mut last_finish: Option<i64> = None;
+    for row in counts {
+        let state: JobState = rows::parse(&row.try_get::<String, _>("state")?)?;
+        let n = row.try_get::<i64, _>("n")? as u32;
+        *match state {
+            JobState::Queued => &mut batch.queued,
+            JobState::Running => &mut batch.running,
+            JobState::Retrying => &mut batch.retrying,
+            JobState::Succeeded => &mut batch.succeeded,
+            JobState::Failed => &mut batch.failed,
+            JobState::Canceled => &mut batch.canceled,
+        } = n;
+        last_finish = last_finish.max(row.try_get("finished")?);
+    }
+    if batch.succeeded + batch.failed + batch.canceled == batch.total {
+        batch.finished_at = last_finish.map(from_micros);
+    }
+    Ok(batch)
+}
+
+async fn batch_job_ids(c: &mut PgConnection, id: &str) -> Result<Vec<String>, PgError> {
+    Ok(sqlx::query_scalar(sql!("batch_job_ids"))
+        .bind(id)
+        .fetch_all(c)
+        .await?)
+}
+
+/// An idempotent replay: the jobs (and batch) an earlier request with the same key created.
+async fn replay(c: &mut PgConnection, req: &NewJobs) -> Result<Option<Enqueued>, PgError> {
+    let Some(key) = &req.idempotency_key else {
+        return Ok(None);
+    };
+    if req.as_batch {
+        let batch_id: Option<String> = sqlx::query_scalar(sql!("batch_by_idempotency_key"))
+            .bind(&req.user_id)
+            .bind(key)
+            .fetch_optional(&mut *c)
+            .await?;
+        let Some(batch_id) = batch_id else {
+            return Ok(None);
+        };
+        let mut jobs = Vec::new();
+        for id in batch_job_ids(c, &batch_id).await? {
+            jobs.push(job_by_id(c, &id).await?);
+        }
+        Ok(Some(Enqueued {
+            batch: Some(batch_by_id(c, &batch_id).await?),
+            jobs,
+            replayed: true,
+        }))
+    } else {
+        let row = sqlx::query(sql!("job_by_idempotency_key"))
+            .bind(&req.user_id)
+            .bind(key)
+            .fetch_optional(c)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(Enqueued {
+                batch: None,
+                jobs: vec![rows::job(&row)?],
+                replayed: true,
+            }),
+            None => None,
+        })
+    }
+}
+
+async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgError> {
+    // The user's row is locked first: the replay check, the admission and the insert then
+    // see no concurrent request of the same user half-way.
+    let user = accounts::ensure_user_locked(c, &req.user_id, &req.user_defaults, req.now).await?;
+    if let Some(replayed) = replay(c, req).await? {
+        return Ok(replayed);
+    }
+    let now = micros(req.now);
+    let run_at = req.run_at.map(micros).unwrap_or(now).max(now);
+    let due = run_at <= now;
+    let n = req.payloads.len() as i64;
+    let limits = accounts::limits(c).await?;
+    accounts::admit(c, &user, &limits, &req.day, n, req.cost, req.as_batch).await?;
+    let first_tag = if due {
+        Some(reserve_tags(c, &req.user_id, n).await?)
+    } else {
+        None
+    };
+    let batch_id = req.as_batch.then(ids::new_id);
+    if let Some(batch_id) = &batch_id {
+        sqlx::query(sql!("batch_insert"))
+            .bind(batch_id)
+            .bind(&req.user_id)
+            .bind(&req.kind)
+            .bind(&req.idempotency_key)
+            .bind(n as i32)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+    }
+    let job_key = if req.as_batch {
+        None
+    } else {
+        req.idempotency_key.clone()
+    };
+    let mut jobs = Vec::with_capacity(req.payloads.len());
+    for (i, payload) in req.payloads.iter().enumerate() {
+        let id = ids::new_id();
+        sqlx::query(sql!("job_insert"))
+            .bind(&id)
+            .bind(&req.kind)
+            .bind(&req.user_id)
+            .bind(&batch_id)
+            .bind(req.priority)
+            .bind(req.max_retries as i32)
+            .bind(sqlx::types::Json(payload))
+            .bind(req.cost)
+            .bind(&job_key)
+            .bind(run_at)
+            .bind(now)
+            .bind(first_tag.map(|t| t + i as i64))
+            .bind(&req.day)
+            .execute(&mut *c)
+            .await?;
+        jobs.push(Job {
+            id,
+            kind: req.kind.clone(),
+            user_id: req.user_id.clone(),
+            batch_id: batch_id.clone(),
+            state: JobState::Queued,
+            priority: req.priority,
+            attempt: 0,
+            max_retries: req.max_retries,
+            retries_used: 0,
+            rate_limit_waits: 0,
+            payload: payload.clone(),
+            result: None,
+            error: None,
+            cost: req.cost,
+            idempotency_key: job_key.clone(),
+            run_at: from_micros(run_at),
+            created_at: req.now,
+            started_at: None,
+            finished_at: None,
+            updated_at: req.now,
+            lease: None,
+            day: req.day.clone(),
+            series: 1,
+            provider_task: None,
+        });
+    }
+    let reason = format!("{} accepted", req.kind);
+    let debited = match &batch_id {
+        Some(batch) => Err(batch.as_str()),
+        None => Ok(jobs[0].id.as_str()),
+    };
+    accounts::accept_new(c, &req.user_id, n, req.cost * n, debited, &reason, req.now).await?;
+    accounts::add_usage(c, &req.user_id, &req.day, n).await?;
+    let batch = match &batch_id {
+        Some(id) => Some(batch_by_id(c, id).await?),
+        None => None,
+    };
+    Ok(Enqueued {
+        batch,
+        jobs,
+        replayed: false,
+    })
+}
+
+struct Candidate {
+    id: String,
+    priority: i32,
+    tag: i64,
+    user_id: String,
+}
+
+async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgError> {
+    let mut kinds = req.kinds.clone();
+    kinds.sort();
+    kinds.dedup();
+    let cap = accounts::limits(c)
+        .await?
+        .get(genq_core::limits::USER_MAX_RUNNING);
+    let look_ahead = if cap > 0 { req.max * 4 } else { req.max };
+    // The best of each kind (locked), merged: the best overall are among them. Rows locked
+    // and not taken are released at commit.
+    let mut candidates = Vec::new();
+    for kind in &kinds {
+        let found = sqlx::query(sql!("job_claimable_by_kind"))
+            .bind(kind)
+            .bind(look_ahead as i64)
+            .fetch_all(&mut *c)
+            .await?;
+        for row in found {
+            candidates.push(Candidate {
+                id: row.try_get("id")?,
+                priority: row.try_get("priority")?,
+                tag: row.try_get("fair_tag")?,
+                user_id: row.try_get("user_id")?,
+            });
+        }
+    }
+    candidates.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.tag.cmp(&b.tag))
+            .then(a.id.cmp(&b.id))
+    });
+    if cap > 0 {
+        // `user_max_running` across every process: the candidates' users are locked, so no
+        // other claim counts their running jobs until this one commits.
+        let mut users: Vec<String> = candidates.iter().map(|c| c.user_id.clone()).collect();
+        users.sort();
+        users.dedup();
+        let locked = sqlx::query(sql!("users_lock"))
+            .bind(&users)
+            .fetch_all(&mut *c)
+            .await?;
+        let mut running = std::collections::HashMap::new();
+        for row in locked {
+            running.insert(
+                row.try_get::<String, _>("id")?,
+                row.try_get::<i64, _>("running")?,
+            );
+        }
+        let mut chosen = Vec::with_capacity(req.max as usize);
+        for cand in candidates {
+            if chosen.len() == req.max as usize {
+                break;
+            }
+            let n = running.entry(cand.user_id.clone()).or_insert(0);
+            if *n < cap {
+                *n += 1;
+                chosen.push(cand);
+            }
+        }
+        candidates = chosen;
+    } else {
+        candidates.truncate(req.max as usize);
+    }
+    let Some(max_tag) = candidates.iter().map(|c| c.tag).max() else {
+        return Ok(Vec::new());
+    };
+    let order: std::collections::HashMap<&str, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
+    let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+    let taken = sqlx::query(sql!("job_claim"))
+        .bind(&ids)
+        .bind(ids::new_lease_token())
+        .bind(&req.node_id)
+        .bind(&req.worker_id)
+        .bind(micros(req.lease_until))
+        .bind(micros(req.now))
+        .fetch_all(&mut *c)
+        .await?;
+    let mut claimed = taken.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
+    claimed.sort_by_key(|job| order.get(job.id.as_str()).copied());
+    let mut counts = Counts::default();
+    for job in &claimed {
+        counts.add(&job.user_id, 0, 1);
+    }
+    counts.apply(c).await?;
+    sqlx::query(sql!("fair_clock_advance"))
+        .bind(max_tag)
+        .execute(c)
+        .await?;
+    Ok(claimed)
+}
+
+async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, PgError> {
+    let mut applied = Vec::with_capacity(finishes.len());
+    let mut counts = Counts::default();
+    let mut transitions = Vec::new();
+    let mut front_tag = None;
+    for f in finishes {
+        let now = micros(f.now);
+        if let Outcome::Parked { task_id, poll_at } = &f.outcome {
+            let changed = sqlx::query(sql!("job_park"))
+                .bind(&f.lease.job_id)
+                .bind(&f.lease.token)
+                .bind(task_id)
+                .bind(micros(*poll_at))
+                .bind(now)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+            applied.push(changed == 1);
+            continue;
+        }
+        let state = f.outcome.state().as_str();
+        let (mut result, mut error, mut run_at, mut fair_tag) = (None, None, None, None);
+        let (mut uses_retry, mut rate_limit_wait, mut finished_at) = (0i32, 0i32, None);
+        match &f.outcome {
+            Outcome::Succeeded { result: r } => {
+                result = Some(sqlx::types::Json(r));
+                finished_at = Some(now);
+            }
+            Outcome::Retry {
+                run_at: at,
+                error: e,
+                uses_retry: u,
+                rate_limit_wait: w,
+            } => {
+                let at = micros(*at).max(now);
+                run_at = Some(at);
+                error = e.as_ref();
+                (uses_retry, rate_limit_wait) = (*u as i32, *w as i32);
+                if at <= now {
+                    if front_tag.is_none() {
+                        front_tag = Some(vtime(c).await?);
+                    }
+                    fair_tag = front_tag;
+                }
+            }
+            Outcome::Failed { error: e } | Outcome::Canceled { error: e } => {
+                error = Some(e);
+                finished_at = Some(now);
+            }
+            Outcome::Parked { .. } => unreachable!("parked above"),
+        }
+        let changed = sqlx::query(sql!("job_finish"))
+            .bind(&f.lease.job_id)
+            .bind(&f.lease.token)
+            .bind(f.only_if_expired_before.map(micros))
+            .bind(state)
+            .bind(result)
+            .bind(error.map(|e| e.class.as_str()))
+            .bind(error.map(|e| e.detail.as_str()))
+            .bind(run_at)
+            .bind(fair_tag)
+            .bind(uses_retry)
+            .bind(rate_limit_wait)
+            .bind(finished_at)
+            .bind(now)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+        if changed == 1 {
+            transitions.push(f);
+        }
+        applied.push(changed == 1);
+    }
+    // Users after jobs, in id order: the lock order every writer follows.
+    transitions.sort_by(|a, b| a.owner.user_id.cmp(&b.owner.user_id));
+    for f in transitions {
+        accounts::after_transition(
+            c,
+            &mut counts,
+            &f.lease.job_id,
+            &f.owner,
+            JobState::Running,
+            f.outcome.state(),
+            f.now,
+        )
+        .await?;
+    }
+    counts.apply(c).await?;
+    Ok(applied)
+}
+
+async fn claim_polls(c: &mut PgConnection, req: &ClaimRequest) -> Result<Polls, PgError> {
+    let taken = sqlx::query(sql!("job_poll_claim"))
+        .bind(&req.kinds)
+        .bind(req.max as i64)
+        .bind(ids::new_lease_token())
+        .bind(&req.node_id)
+        .bind(&req.worker_id)
+        .bind(micros(req.lease_until))
+        .bind(micros(req.now))
+        .fetch_all(&mut *c)
+        .await?;
+    let jobs = taken.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
+    let next: Option<i64> = sqlx::query_scalar(sql!("job_next_poll"))
+        .bind(&req.kinds)
+        .fetch_one(c)
+        .await?;
+    Ok(Polls {
+        jobs,
+        next_due: next.map(from_micros),
+    })
+}
+
+async fn stage_due(c: &mut PgConnection, now: i64, limit: u32) -> Result<Staged, PgError> {
+    let due = sqlx::query(sql!("job_due"))
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&mut *c)
+        .await?;
+    let front = vtime(c).await?;
+    for row in &due {
+        let id: String = row.try_get("id")?;
+        let user_id: String = row.try_get("user_id")?;
+        let state: String = row.try_get("state")?;
+        // Delayed new jobs join the back of their user's turn; retries go to the front.
+        let tag = if state == JobState::Retrying.as_str() {
+            front
+        } else {
+            reserve_tags(c, &user_id, 1).await?
+        };
+        sqlx::query(sql!("job_stage"))
+            .bind(&id)
+            .bind(tag)
+            .execute(&mut *c)
+            .await?;
+    }
+    let next: Option<i64> = sqlx::query_scalar(sql!("job_next_due"))
+        .fetch_one(c)
+        .await?;
+    Ok(Staged {
+        staged: due.len() as u32,
+        next_due: next.map(from_micros),
+    })
+}
+
+/// A job's state and what its bookkeeping needs, locked; `NotFound` if there is no such job.
+async fn job_accounting(
+    c: &mut PgConnection,
+    id: &str,
+) -> Result<(JobState, crate::Owner), PgError> {
+    let row = sqlx::query(sql!("job_accounting"))
+        .bind(id)
+        .fetch_optional(c)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok((
+        rows::parse(&row.try_get::<String, _>("state")?)?,
+        crate::Owner {
+            user_id: row.try_get("user_id")?,
+            cost: row.try_get("cost")?,
+            day: row.try_get("day")?,
+            series: row.try_get::<i32, _>("series")? as u32,
+        },
+    ))
+}
+
+async fn cancel(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Result<Job, PgError> {
+    let (from, owner) = job_accounting(c, id).await?;
+    if !from.is_cancelable() {
+        return Err(StoreError::Conflict(format!(
+            "job {id} is {from}; only unfinished jobs can be canceled"
+        ))
+        .into());
+    }
+    let row = sqlx::query(sql!("job_cancel"))
+        .bind(id)
+        .bind(micros(now))
+        .fetch_one(&mut *c)
+        .await?;
+    let job = rows::job(&row)?;
+    let mut counts = Counts::default();
+    accounts::after_transition(c, &mut counts, id, &owner, from, JobState::Canceled, now).await?;
+    counts.apply(c).await?;
+    Ok(job)
+}
+
+async fn admin_retry(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Result<Job, PgError> {
+    let (from, owner) = job_accounting(c, id).await?;
+    if !from.is_admin_retryable() {
+        return Err(StoreError::Conflict(format!(
+            "job {id} is {from}; only failed or canceled jobs can be retried"
+        ))
+        .into());
+    }
+    let series = owner.series + 1;
+    if owner.cost > 0 {
+        let balance = accounts::user_locked(c, &owner.user_id)
+            .await?
+            .map_or(0, |u| u.credits);
+        if balance < owner.cost {
+            return Err(StoreError::Rejected(Rejection::InsufficientCredits {
+                needed: owner.cost,
+                balance,
+            })
+            .into());
+        }
+        accounts::ledger_entry(
+            c,
+            &owner.user_id,
+            LedgerKind::Debit,
+            -owner.cost,
+            Some((id, series as i64)),
+            "admin retry",
+            now,
+        )
+        .await?;
+    }
+    let tag = reserve_tags(c, &owner.user_id, 1).await?;
+    let row = sqlx::query(sql!("job_admin_retry"))
+        .bind(id)
+        .bind(micros(now))
+        .bind(tag)
+        .fetch_one(&mut *c)
+        .await?;
+    let job = rows::job(&row)?;
+    accounts::add_counts(c, &owner.user_id, 1, 0).await?;
+    accounts::add_usage(c, &owner.user_id, &owner.day, 1).await?;
+    Ok(job)
+}
+
+async fn list_jobs(
+    c: &mut PgConnection,
+    filter: &JobFilter,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Page, PgError> {
+    // Only the filters given become conditions, so the planner sees the index that fits.
+    let mut query = sqlx::QueryBuilder::new("SELECT * FROM jobs WHERE true");
+    let conditions = [
+        ("user_id", filter.user_id.clone()),
+        ("state", filter.state.map(|s| s.as_str().to_string())),
+        ("kind", filter.kind.clone()),
+        ("batch_id", filter.batch_id.clone()),
+    ];
+    for (column, value) in conditions {
+        if let Some(value) = value {
+            query.push(format!(" AND {column} = ")).push_bind(value);
+        }
+    }
+    if let Some(before) = before {
+        query.push(" AND id < ").push_bind(before.to_string());
+    }
+    query
+        .push(" ORDER BY id DESC LIMIT ")
+        .push_bind(limit as i64 + 1);
+    let found = query.build().fetch_all(c).await?;
+    let mut jobs = found.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
+    let next_before = if jobs.len() > limit as usize {
+        jobs.truncate(limit as usize);
+        jobs.last().map(|j| j.id.clone())
+    } else {
+        None
+    };
+    Ok(Page { jobs, next_before })
+}
+
+async fn stats(c: &mut PgConnection, now: DateTime<Utc>) -> Result<Stats, PgError> {
+    let mut stats = Stats::default();
+    for row in sqlx::query(sql!("stats_by_state_kind"))
+        .fetch_all(&mut *c)
+        .await?
+    {
+        let state: JobState = rows::parse(&row.try_get::<String, _>("state")?)?;
+        let kind: String = row.try_get("kind")?;
+        let n = row.try_get::<i64, _>("n")? as u64;
+        *stats.by_state.entry(state).or_default() += n;
+        *stats
+            .by_kind
+            .entry(kind)
+            .or_default()
+            .entry(state)
+            .or_default() += n;
+    }
+    for (d, out) in [
+        (
+            chrono::Duration::minutes(1),
+            &mut stats.finished_last_minute,
+        ),
+        (chrono::Duration::hours(1), &mut stats.finished_last_hour),
+    ] {
+        let n: i64 = sqlx::query_scalar(sql!("stats_finished_since"))
+            .bind(micros(now - d))
+            .fetch_one(&mut *c)
+            .await?;
+        *out = n as u64;
+    }
+    let oldest: Option<i64> = sqlx::query_scalar(sql!("stats_oldest_claimable"))
+        .fetch_one(c)
+        .await?;
+    stats.oldest_claimable_age_ms = oldest.map(|t| ((micros(now) - t) / 1000).max(0));
+    Ok(stats)
+}
+
+/// A user with its usage on `day`.
+async fn user_on(c: &mut PgConnection, id: &str, day: &str) -> Result<User, PgError> {
+    let mut user = accounts::user(c, id).await?.ok_or(StoreError::NotFound)?;
+    user.used_today = accounts::usage(c, id, day).await? as u32;
+    Ok(user)
+}
+
+/// A node id held by a session-level advisory lock on a connection of its own: PostgreSQL
+/// releases it when that connection ends, so a process that dies frees its node id at once.
+struct NodeSession(#[allow(dead_code)] PgConnection);
+
+#[async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> Result<()> {
+        // sqlx's migrator takes an advisory lock: processes starting together apply each
+        // migration once.
+        migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migrations: {e}")))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
+    async fn lock_node(&self, node_id: &str) -> Result<Option<NodeLock>> {
+        let mut conn = PgConnection::connect_with(&self.options)
+            .await
+            .map_err(db_error)?;
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(format!("genq node {node_id}"))
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(held.then(|| NodeLock::new(tokio::sync::Mutex::new(NodeSession(conn)))))
+    }
+
+    async fn enqueue(&self, jobs: NewJobs) -> Result<Enqueued> {
+        transaction!(self, |c| enqueue(c, &jobs))
+    }
+
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Job>> {
+        if request.max == 0 || request.kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        transaction!(self, |c| claim(c, &request))
+    }
+
+    async fn heartbeat(
+        &self,
+        leases: &[LeaseRef],
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LeaseRef>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = leases.iter().map(|l| l.job_id.as_str()).collect();
+        let tokens: Vec<&str> = leases.iter().map(|l| l.token.as_str()).collect();
+        let renewed = sqlx::query(sql!("job_heartbeat"))
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(micros(lease_until))
+            .bind(micros(now))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        renewed
+            .iter()
+            .map(|r| {
+                Ok(LeaseRef {
+                    job_id: r.try_get(0)?,
+                    token: r.try_get(1)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db_error)
+    }
+
+    async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>> {
+        if finishes.is_empty() {
+            return Ok(Vec::new());
+        }
+        transaction!(self, |c| finish(c, &finishes))
+    }
+
+    async fn claim_polls(&self, request: ClaimRequest) -> Result<Polls> {
+        if request.kinds.is_empty() {
+            return Ok(Polls::default());
+        }
+        transaction!(self, |c| claim_polls(c, &request))
+    }
+
+    async fn running_jobs(
+        &self,
+        expired_before: Option<DateTime<Utc>>,
+        node_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Job>> {
+        let found = sqlx::query(sql!("job_running"))
+            .bind(expired_before.map(micros))
+            .bind(node_id)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found
+            .iter()
+            .map(rows::job)
+            .collect::<Result<_, _>>()
+            .map_err(db_error)
+    }
+
+    async fn stage_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Staged> {
+        transaction!(self, |c| stage_due(c, micros(now), limit))
+    }
+
+    async fn cancel(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job> {
+        transaction!(self, |c| cancel(c, job_id, now))
+    }
+
+    async fn retry(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job> {
+        transaction!(self, |c| admin_retry(c, job_id, now))
+    }
+
+    async fn job(&self, job_id: &str) -> Result<Job> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        job_by_id(&mut c, job_id).await.map_err(PgError::into_store)
+    }
+
+    async fn jobs(&self, filter: &JobFilter, before: Option<&str>, limit: u32) -> Result<Page> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        list_jobs(&mut c, filter, before, limit)
+            .await
+            .map_err(PgError::into_store)
+    }
+
+    async fn batch(&self, batch_id: &str) -> Result<Batch> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        batch_by_id(&mut c, batch_id)
+            .await
+            .map_err(PgError::into_store)
+    }
+
+    async fn batch_job_ids(&self, batch_id: &str) -> Result<Vec<String>> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        let ids = batch_job_ids(&mut c, batch_id)
+            .await
+            .map_err(PgError::into_store)?;
+        if ids.is_empty() {
+            batch_by_id(&mut c, batch_id)
+                .await
+                .map_err(PgError::into_store)?;
+        }
+        Ok(ids)
+    }
+
+    async fn stats(&self, now: DateTime<Utc>) -> Result<Stats> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        stats(&mut c, now).await.map_err(PgError::into_store)
+    }
+
+    async fn limits(&self) -> Result<Limits> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        accounts::limits(&mut c).await.map_err(PgError::into_store)
+    }
+
+    async fn set_limit(&self, key: &str, value: i64, now: DateTime<Utc>) -> Result<Limits> {
+        genq_core::limits::check(key, value).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        transaction!(self, |c| accounts::set_limit(c, key, value, now))
+    }
+
+    async fn user(&self, user_id: &str, ctx: &UserCtx) -> Result<User> {
+        transaction!(self, |c| async {
+            accounts::ensure_user_locked(c, user_id, &ctx.defaults, ctx.now).await?;
+            user_on(c, user_id, &ctx.day).await
+        })
+    }
+
+    async fn set_plan(&self, user_id: &str, plan: &str, ctx: &UserCtx) -> Result<User> {
+        transaction!(self, |c| async {
+            accounts::ensure_user_locked(c, user_id, &ctx.defaults, ctx.now).await?;
+            sqlx::query(sql!("user_set_plan"))
+                .bind(user_id)
+                .bind(plan)
+                .execute(&mut *c)
+                .await?;
+            user_on(c, user_id, &ctx.day).await
+        })
+    }
+
+    async fn add_credits(
+        &self,
+        user_id: &str,
+        delta: i64,
+        reason: &str,
+        ctx: &UserCtx,
+    ) -> Result<User> {
+        transaction!(self, |c| async {
+            accounts::ensure_user_locked(c, user_id, &ctx.defaults, ctx.now).await?;
+            let kind = if delta > 0 {
+                LedgerKind::Grant
+            } else {
+                LedgerKind::Adjust
+            };
+            accounts::ledger_entry(c, user_id, kind, delta, None, reason, ctx.now).await?;
+            user_on(c, user_id, &ctx.day).await
+        })
+    }
+
+    async fn ledger(
+        &self,
+        user_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<LedgerEntry>, Option<i64>)> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        accounts::ledger_page(&mut c, user_id, before, limit)
+            .await
+            .map_err(PgError::into_store)
+    }
+}

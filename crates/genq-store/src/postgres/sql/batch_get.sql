@@ -1,0 +1,2 @@
+-- $1 id
+SELECT * FROM batches WHERE id = $1

@@ -1,0 +1,1 @@
+SELECT vtime FROM fair_clock WHERE id = 1

@@ -1,0 +1,2 @@
+-- $1 id: its state and what its bookkeeping needs, locked.
+SELECT user_id, state, cost, day, series FROM jobs WHERE id = $1 FOR UPDATE

@@ -1,0 +1,2 @@
+-- $1 id
+SELECT * FROM jobs WHERE id = $1

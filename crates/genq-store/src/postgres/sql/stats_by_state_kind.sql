@@ -1,0 +1,1 @@
+SELECT state, kind, count(*)::bigint AS n FROM jobs GROUP BY state, kind

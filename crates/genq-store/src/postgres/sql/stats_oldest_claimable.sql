@@ -1,0 +1,1 @@
+SELECT min(run_at) AS oldest FROM jobs WHERE fair_tag IS NOT NULL

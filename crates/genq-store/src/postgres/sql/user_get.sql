@@ -1,0 +1,1 @@
+SELECT id, plan, credits, unfinished, running, created_at FROM users WHERE id = $1

@@ -1,0 +1,1 @@
+UPDATE users SET plan = $2 WHERE id = $1
