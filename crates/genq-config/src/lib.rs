@@ -720,6 +720,18 @@ impl Config {
         }
     }
 
+    /// `database` as logs and messages may show it: a PostgreSQL URL without its user and
+    /// password.
+    pub fn database_label(&self) -> String {
+        match self.database.split_once("://") {
+            Some((scheme, rest)) if scheme.starts_with("postgres") => {
+                let place = rest.rsplit_once('@').map_or(rest, |(_, p)| p);
+                format!("{scheme}://{}", place.split('?').next().unwrap_or(place))
+            }
+            _ => self.database.clone(),
+        }
+    }
+
     pub fn kind(&self, name: &str) -> Option<&Kind> {
         self.kinds.iter().find(|k| k.name == name)
     }
@@ -745,7 +757,7 @@ impl Config {
                     .unwrap_or(path)
                     .display()
                     .to_string(),
-                Database::Postgres(url) => url,
+                Database::Postgres(_) => self.database_label(),
             };
             format!("{host}:{location}")
         })

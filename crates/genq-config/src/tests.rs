@@ -197,3 +197,13 @@ fn quota_days_start_at_midnight_in_the_configured_zone() {
     let e = load("[users]\ndefault_plan = \"gold\"\n").unwrap_err();
     assert_eq!(e.key, "users.default_plan");
 }
+
+#[test]
+fn a_postgres_url_is_shown_without_its_credentials() {
+    let c = load("database = \"postgres://genq:s3cret@db.internal:5432/genq?sslmode=require\"\n")
+        .unwrap();
+    assert_eq!(c.database_label(), "postgres://db.internal:5432/genq");
+    assert!(!c.node_id().contains("s3cret"));
+    let c = load("database = \"sqlite://x.db\"\n").unwrap();
+    assert_eq!(c.database_label(), "sqlite://x.db");
+}

@@ -67,13 +67,13 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
 }
 
 async fn database(config: &Config, r: &mut Report) {
-    let store = match open_store(config) {
+    let store = match open_store(config).await {
         Ok(s) => s,
-        Err(e) => return r.fail(&format!("database {}: {e:#}", config.database)),
+        Err(e) => return r.fail(&format!("database {}: {e:#}", config.database_label())),
     };
     match store.ping().await {
-        Ok(()) => r.ok(&format!("database {} answers", config.database)),
-        Err(e) => r.fail(&format!("database {}: {e}", config.database)),
+        Ok(()) => r.ok(&format!("database {} answers", config.database_label())),
+        Err(e) => r.fail(&format!("database {}: {e}", config.database_label())),
     }
 }
 

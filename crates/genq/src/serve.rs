@@ -7,7 +7,7 @@ use genq_api::AppState;
 use genq_config::{Config, Database, SqliteSynchronous};
 use genq_core::SystemClock;
 use genq_engine::{Engine, EngineSettings};
-use genq_store::{SqliteStore, Store, Synchronous};
+use genq_store::{PgStore, SqliteStore, Store, Synchronous};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,7 +30,7 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     Ok(Config::load(path, &vars)?)
 }
 
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match config.database() {
         Database::Sqlite(path) => {
             let synchronous = match config.sqlite.synchronous {
@@ -41,8 +41,11 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
             Ok(Arc::new(store))
         }
-        Database::Postgres(_) => {
-            bail!("database: PostgreSQL is not available in this version; use sqlite://PATH")
+        Database::Postgres(url) => {
+            let store = PgStore::connect(&url).await.with_context(|| {
+                format!("database: cannot open {}", config.database_label())
+            })?;
+            Ok(Arc::new(store))
         }
     }
 }
@@ -103,8 +106,8 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 
 pub async fn migrate(config_path: Option<&Path>) -> anyhow::Result<()> {
     let config = load_config(config_path)?;
-    open_store(&config)?.migrate().await?;
-    println!("migrations applied to {}", config.database);
+    open_store(&config).await?.migrate().await?;
+    println!("migrations applied to {}", config.database_label());
     Ok(())
 }
 
@@ -138,7 +141,7 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
     } else {
         None
     };
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let (node_id, _node_lock) =
         genq_engine::acquire_node_id(store.as_ref(), &config.node_id()).await?;
     let engine = build_engine(&config, store, node_id)?;
@@ -162,7 +165,7 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
         let app = genq_api::router(state);
         println!(
             "genq listening on http://{addr} (database {}, node {})",
-            config.database,
+            config.database_label(),
             engine.shared().settings.node_id
         );
         if let Some((token, path)) = generated {
