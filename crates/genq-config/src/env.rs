@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 const TOP_LEVEL: [&str; 3] = ["mode", "listen", "database"];
-const SECTIONS: [&str; 6] = ["auth", "worker", "users", "quota", "api", "sqlite"];
+const SECTIONS: [&str; 7] = [
+    "auth", "worker", "users", "quota", "api", "sqlite", "postgres",
+];
 
 pub(crate) fn apply_overrides(
     table: &mut toml::Table,

@@ -45,6 +45,8 @@ pub struct Config {
     pub messages: BTreeMap<ErrorClass, String>,
     pub api: Api,
     pub sqlite: Sqlite,
+    #[serde(default)]
+    pub postgres: Postgres,
     pub providers: Vec<Provider>,
     pub kinds: Vec<Kind>,
 }
@@ -125,6 +127,26 @@ pub struct Sqlite {
     /// `"full"`: every acknowledged write survives a power cut. `"normal"`: survives a process
     /// crash; a power cut may lose the last commits; faster.
     pub synchronous: SqliteSynchronous,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Postgres {
+    /// LISTEN/NOTIFY wake-ups between processes. Turn off behind a pooler in transaction mode
+    /// (PgBouncer), where LISTEN does not work; processes then find work by the fallback poll
+    /// (`worker.poll_interval`).
+    pub notify: bool,
+    /// Connections per process.
+    pub max_connections: u32,
+}
+
+impl Default for Postgres {
+    fn default() -> Self {
+        Postgres {
+            notify: true,
+            max_connections: 16,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -271,6 +293,7 @@ impl Default for Config {
             messages: BTreeMap::new(),
             api: Api::default(),
             sqlite: Sqlite::default(),
+            postgres: Postgres::default(),
             providers: Vec::new(),
             kinds: Vec::new(),
         }
@@ -466,6 +489,15 @@ impl Config {
         }
         if self.users.initial_credits < 0 {
             return fail("users.initial_credits", "must not be negative".into());
+        }
+        if !(1..=1000).contains(&self.postgres.max_connections) {
+            return fail(
+                "postgres.max_connections",
+                format!(
+                    "must be between 1 and 1000, got {}",
+                    self.postgres.max_connections
+                ),
+            );
         }
         if self.api.max_body_bytes < 1024 {
             return fail("api.max_body_bytes", "must be at least 1024".into());

@@ -6,6 +6,7 @@
 //! - [`rescuer`]: moves jobs whose lease expired (a dead or hung worker) back to `retrying`.
 //! - [`scheduler`]: makes delayed jobs and retries claimable when their time comes.
 //! - [`limits`]: keeps this process's copy of the runtime limits fresh.
+//! - [`signals`]: hints from other processes on the same database (PostgreSQL NOTIFY).
 //! - [`providers`]: what runs an attempt (the in-process `demo` provider today).
 //!
 //! The path of one job: the API enqueues it and calls [`Engine::wake`]; the worker pool claims
@@ -18,6 +19,7 @@ pub mod limits;
 pub mod providers;
 pub mod rescuer;
 pub mod scheduler;
+pub mod signals;
 pub mod worker_pool;
 
 use genq_config::Config;
@@ -385,6 +387,7 @@ impl Engine {
         services.spawn(scheduler::run(self.shared.clone(), stop_services.clone()));
         limits::refresh(&self.shared).await;
         services.spawn(limits::run(self.shared.clone(), stop_services.clone()));
+        services.spawn(signals::run(self.shared.clone(), stop_services.clone()));
         if run_workers {
             services.spawn(heartbeat::run(self.shared.clone(), stop_services.clone()));
             worker_pool::run(self.shared.clone(), shutdown).await;

@@ -281,6 +281,22 @@ pub struct Stats {
     pub oldest_claimable_age_ms: Option<i64>,
 }
 
+/// A hint from another process sharing the database: something it did may concern this one.
+/// Hints can be lost (a dropped connection); every service also polls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// New claimable work.
+    Work,
+    /// New delayed work or retries: the scheduler may need to wake sooner.
+    Delayed,
+    /// The runtime limits changed.
+    Limits,
+    /// A job was canceled: stop its attempt if it runs here.
+    Canceled(String),
+    /// Hints may have been lost (the channel reconnected): look at everything again.
+    Resync,
+}
+
 /// The storage interface: verbs named for what they do to jobs.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -289,6 +305,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Answer whether the database is reachable (`/readyz`).
     async fn ping(&self) -> Result<()>;
+
+    /// Hints from other processes sharing the database, for as long as the store lives; `None`
+    /// if the backend has no such channel (SQLite: one process serves the database).
+    async fn listen(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>> {
+        Ok(None)
+    }
 
     /// Hold `node_id` for as long as the returned guard lives, if no other live process holds
     /// it; `None` if one does. A process takes back the leases of its node id at start, so two

@@ -42,10 +42,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             Ok(Arc::new(store))
         }
         Database::Postgres(url) => {
-            let store = PgStore::connect(&url).await.with_context(|| {
-                format!("database: cannot open {}", config.database_label())
-            })?;
-            Ok(Arc::new(store))
+            let store = PgStore::connect_pooled(&url, config.postgres.max_connections)
+                .await
+                .with_context(|| format!("database: cannot open {}", config.database_label()))?;
+            Ok(Arc::new(if config.postgres.notify {
+                store
+            } else {
+                store.without_notify()
+            }))
         }
     }
 }

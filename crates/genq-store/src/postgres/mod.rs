@@ -18,14 +18,14 @@ mod rows;
 
 use crate::{
     ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls,
-    Rejection, Result, Staged, Stats, Store, StoreError, UserCtx,
+    Rejection, Result, Signal, Staged, Stats, Store, StoreError, UserCtx,
 };
 use accounts::Counts;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use genq_core::{Batch, Job, JobState, LedgerEntry, LedgerKind, Limits, User, ids};
 use rows::{PgError, db_error, from_micros, micros};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use std::str::FromStr;
 use std::time::Duration;
@@ -68,14 +68,36 @@ macro_rules! transaction {
 pub struct PgStore {
     pool: PgPool,
     options: PgConnectOptions,
+    /// Send and listen for LISTEN/NOTIFY hints (off behind a transaction-mode pooler).
+    notify: bool,
+}
+
+/// The NOTIFY channel; payloads are `work`, `delayed`, `limits`, `cancel:<job id>`.
+const CHANNEL: &str = "genq";
+
+/// Tell other processes, when this transaction commits.
+async fn hint(c: &mut PgConnection, on: bool, what: &str) -> Result<(), PgError> {
+    if on {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(what)
+            .execute(c)
+            .await?;
+    }
+    Ok(())
 }
 
 impl PgStore {
     /// Connect to `url` (`postgres://user@host/db`) and apply migrations.
     pub async fn connect(url: &str) -> Result<PgStore> {
+        Self::connect_pooled(url, 16).await
+    }
+
+    /// The same, with at most `connections` connections.
+    pub async fn connect_pooled(url: &str, connections: u32) -> Result<PgStore> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("database: {e}")))?;
-        Self::connect_with(options, 16).await
+        Self::connect_with(options, connections).await
     }
 
     pub async fn connect_with(options: PgConnectOptions, connections: u32) -> Result<PgStore> {
@@ -85,9 +107,19 @@ impl PgStore {
             .connect_with(options.clone())
             .await
             .map_err(db_error)?;
-        let store = PgStore { pool, options };
+        let store = PgStore {
+            pool,
+            options,
+            notify: true,
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Without LISTEN/NOTIFY: for a pooler in transaction mode, where LISTEN does not work.
+    pub fn without_notify(mut self) -> PgStore {
+        self.notify = false;
+        self
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -760,6 +792,44 @@ impl Store for PgStore {
             .map_err(db_error)
     }
 
+    /// LISTEN on a connection of its own. sqlx's listener reconnects by itself after the
+    /// connection drops; hints sent meanwhile are lost, so a reconnect is reported as `Resync`.
+    async fn listen(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>> {
+        if !self.notify {
+            return Ok(None);
+        }
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(db_error)?;
+        listener.listen(CHANNEL).await.map_err(db_error)?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let signal = match listener.try_recv().await {
+                    Ok(Some(n)) => match n.payload() {
+                        "work" => Signal::Work,
+                        "delayed" => Signal::Delayed,
+                        "limits" => Signal::Limits,
+                        other => match other.strip_prefix("cancel:") {
+                            Some(id) => Signal::Canceled(id.to_string()),
+                            None => continue,
+                        },
+                    },
+                    Ok(None) => Signal::Resync,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        Signal::Resync
+                    }
+                };
+                if tx.send(signal).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
+
     async fn lock_node(&self, node_id: &str) -> Result<Option<NodeLock>> {
         let mut conn = PgConnection::connect_with(&self.options)
             .await
@@ -773,7 +843,14 @@ impl Store for PgStore {
     }
 
     async fn enqueue(&self, jobs: NewJobs) -> Result<Enqueued> {
-        transaction!(self, |c| enqueue(c, &jobs))
+        transaction!(self, |c| async {
+            let done = enqueue(c, &jobs).await?;
+            if !done.replayed {
+                let due = jobs.run_at.is_none_or(|t| t <= jobs.now);
+                hint(c, self.notify, if due { "work" } else { "delayed" }).await?;
+            }
+            Ok(done)
+        })
     }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Job>> {
@@ -818,7 +895,18 @@ impl Store for PgStore {
         if finishes.is_empty() {
             return Ok(Vec::new());
         }
-        transaction!(self, |c| finish(c, &finishes))
+        transaction!(self, |c| async {
+            let applied = finish(c, &finishes).await?;
+            for (what, due) in [("work", true), ("delayed", false)] {
+                let any = finishes.iter().zip(&applied).any(|(f, ok)| {
+                    *ok && matches!(&f.outcome, Outcome::Retry { run_at, .. } if (*run_at <= f.now) == due)
+                });
+                if any {
+                    hint(c, self.notify, what).await?;
+                }
+            }
+            Ok(applied)
+        })
     }
 
     async fn claim_polls(&self, request: ClaimRequest) -> Result<Polls> {
@@ -849,15 +937,29 @@ impl Store for PgStore {
     }
 
     async fn stage_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Staged> {
-        transaction!(self, |c| stage_due(c, micros(now), limit))
+        transaction!(self, |c| async {
+            let staged = stage_due(c, micros(now), limit).await?;
+            if staged.staged > 0 {
+                hint(c, self.notify, "work").await?;
+            }
+            Ok(staged)
+        })
     }
 
     async fn cancel(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job> {
-        transaction!(self, |c| cancel(c, job_id, now))
+        transaction!(self, |c| async {
+            let job = cancel(c, job_id, now).await?;
+            hint(c, self.notify, &format!("cancel:{job_id}")).await?;
+            Ok(job)
+        })
     }
 
     async fn retry(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job> {
-        transaction!(self, |c| admin_retry(c, job_id, now))
+        transaction!(self, |c| async {
+            let job = admin_retry(c, job_id, now).await?;
+            hint(c, self.notify, "work").await?;
+            Ok(job)
+        })
     }
 
     async fn job(&self, job_id: &str) -> Result<Job> {
@@ -904,7 +1006,11 @@ impl Store for PgStore {
 
     async fn set_limit(&self, key: &str, value: i64, now: DateTime<Utc>) -> Result<Limits> {
         genq_core::limits::check(key, value).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        transaction!(self, |c| accounts::set_limit(c, key, value, now))
+        transaction!(self, |c| async {
+            let limits = accounts::set_limit(c, key, value, now).await?;
+            hint(c, self.notify, "limits").await?;
+            Ok(limits)
+        })
     }
 
     async fn user(&self, user_id: &str, ctx: &UserCtx) -> Result<User> {
