@@ -467,25 +467,30 @@ async fn tokens_are_reserved_before_a_request_and_corrected_from_usage() {
         let job = s.store.job(&id).await.unwrap();
         assert_eq!((job.attempt, job.rate_limit_waits), (1, 0), "{done}");
     }
-    // Two at once: the first reserves 12 s of budget, so the second is not sent but waits
-    // for it, free, without ever reaching the provider.
-    let ids = post_all(&s, [big(10), big(11)]).await;
+    // Two at once (one batch, so one claim takes both): the first reserves 12 s of budget, so
+    // the second is not sent but waits for it, free, without ever reaching the provider.
+    let (status, out) = s
+        .post(
+            "/v1/batches",
+            json!({"kind": "chat.generate", "user_id": "u1", "items": [big(10)["payload"], big(11)["payload"]]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{out}");
+    let ids: Vec<String> = out["job_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     let mut waited = None;
-    for _ in 0..2 {
-        let first_done = s
-            .until(&ids[0], |j| {
+    for id in &ids {
+        let job = s
+            .until(id, |j| {
                 j["state"] == "succeeded" || j["state"] == "retrying"
             })
             .await;
-        let second = s
-            .until(&ids[1], |j| {
-                j["state"] == "succeeded" || j["state"] == "retrying"
-            })
-            .await;
-        if first_done["state"] == "retrying" {
-            waited = Some((ids[0].clone(), first_done));
-        } else if second["state"] == "retrying" {
-            waited = Some((ids[1].clone(), second));
+        if job["state"] == "retrying" {
+            waited = Some((id.clone(), job));
         }
     }
     let (id, job) = waited.expect("one of the two waited for the token budget");

@@ -70,6 +70,12 @@ pub fn config(extra: &str) -> Config {
     .expect("test config")
 }
 
+/// Whether in-process test servers run on PostgreSQL (`GENQ_TEST_BACKEND=postgres`, a schema
+/// of their own per server) instead of a fresh SQLite file.
+pub fn postgres() -> bool {
+    std::env::var("GENQ_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
 pub struct TestServer {
     pub url: String,
     pub engine: Engine,
@@ -97,9 +103,12 @@ impl TestServer {
         clock: Arc<dyn genq_core::Clock>,
     ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        config.database = format!("sqlite://{}", dir.path().join("genq.db").display());
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(dir.path().join("genq.db")).unwrap());
+        let store: Arc<dyn Store> = if postgres() {
+            Arc::new(genq_store::conformance::pg::fresh_store().await)
+        } else {
+            config.database = format!("sqlite://{}", dir.path().join("genq.db").display());
+            Arc::new(SqliteStore::open(dir.path().join("genq.db")).unwrap())
+        };
         let engine =
             Engine::from_config(store.clone(), &config, EngineSettings::from_config(&config))
                 .unwrap();
