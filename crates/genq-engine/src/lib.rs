@@ -308,13 +308,18 @@ impl Engine {
     }
 
     /// The engine the config describes: its kinds, run by its providers, with rate budgets
-    /// kept in this process.
-    pub fn from_config(
+    /// shared through the database if it can, else kept in this process.
+    pub async fn from_config(
         store: Arc<dyn Store>,
         config: &Config,
         settings: EngineSettings,
     ) -> Result<Engine, SetupError> {
-        let budgets = Arc::new(providers::pace::LocalBudgets::default());
+        // Rate budgets in the database when it keeps them, so they hold across processes.
+        let budgets: Arc<dyn providers::pace::Budgets> =
+            match providers::pace::StoreBudgets::new(store.clone()).await {
+                Some(shared) => Arc::new(shared),
+                None => Arc::new(providers::pace::LocalBudgets::default()),
+            };
         let providers = providers::build(config, budgets)?;
         // Attempts are also bounded by `job_processing_timeout_seconds`, read at run time.
         let max = Duration::from_secs(24 * 3600);

@@ -297,6 +297,19 @@ pub enum Signal {
     Resync,
 }
 
+/// A move of a shared rate budget (a GCRA bucket; see genq-engine's `providers::pace`), in
+/// microseconds of the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetOp {
+    /// Take this much, starting when what is already taken is spent; the answer says how long
+    /// until then.
+    Reserve(i64),
+    /// Give back (negative) or take more (positive) of an earlier reservation.
+    Adjust(i64),
+    /// Nothing more for this long from now.
+    Hold(i64),
+}
+
 /// The storage interface: verbs named for what they do to jobs.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -309,6 +322,12 @@ pub trait Store: Send + Sync + 'static {
     /// Hints from other processes sharing the database, for as long as the store lives; `None`
     /// if the backend has no such channel (SQLite: one process serves the database).
     async fn listen(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>> {
+        Ok(None)
+    }
+
+    /// Move a provider rate budget that every process sharing the database spends; `None` if
+    /// the backend keeps none (SQLite: one process serves the database and paces in memory).
+    async fn budget(&self, _name: &str, _op: BudgetOp) -> Result<Option<std::time::Duration>> {
         Ok(None)
     }
 

@@ -132,10 +132,14 @@ fn shutdown_signal() -> CancellationToken {
     token
 }
 
-fn build_engine(config: &Config, store: Arc<dyn Store>, node_id: String) -> anyhow::Result<Engine> {
+async fn build_engine(
+    config: &Config,
+    store: Arc<dyn Store>,
+    node_id: String,
+) -> anyhow::Result<Engine> {
     let mut settings = EngineSettings::from_config(config);
     settings.node_id = node_id;
-    Ok(Engine::from_config(store, config, settings)?)
+    Ok(Engine::from_config(store, config, settings).await?)
 }
 
 pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyhow::Result<()> {
@@ -148,7 +152,7 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
     let store = open_store(&config).await?;
     let (node_id, _node_lock) =
         genq_engine::acquire_node_id(store.as_ref(), &config.node_id()).await?;
-    let engine = build_engine(&config, store, node_id)?;
+    let engine = build_engine(&config, store, node_id).await?;
     let shutdown = shutdown_signal();
     let engine_task = {
         let engine = engine.clone();

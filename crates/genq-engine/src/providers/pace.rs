@@ -10,8 +10,9 @@
 //!
 //! The state is one value per bucket on purpose: a database can keep it in one row and move it
 //! with one `UPDATE … SET tat = greatest(tat, now) + n / rate RETURNING`, which makes the same
-//! budget hold across every process of a cluster. [`Budgets`] is that seam; [`LocalBudgets`] is
-//! the in-process implementation (on SQLite, the process is the cluster).
+//! budget hold across every process of a cluster. [`Budgets`] is that seam: [`StoreBudgets`]
+//! keeps them in the database (PostgreSQL, `Store::budget`, on the database's clock);
+//! [`LocalBudgets`] in this process (on SQLite the process is the cluster).
 //!
 //! Hand-written rather than `governor`: governor cannot give units back, which correcting a
 //! token reservation from `usage.total_tokens` needs, nor push a bucket forward when a
@@ -94,6 +95,55 @@ impl Budgets for LocalBudgets {
         let mut tat = self.tat.lock().unwrap();
         let entry = tat.entry(bucket.name.clone()).or_insert(until);
         *entry = (*entry).max(until);
+    }
+}
+
+/// Budgets in the database, spent by every process that shares it (PostgreSQL), on the
+/// database's clock.
+pub struct StoreBudgets {
+    store: std::sync::Arc<dyn genq_store::Store>,
+}
+
+impl StoreBudgets {
+    /// `None` if the store keeps no budgets (SQLite).
+    pub async fn new(store: std::sync::Arc<dyn genq_store::Store>) -> Option<StoreBudgets> {
+        let probe = store
+            .budget("genq/probe", genq_store::BudgetOp::Adjust(0))
+            .await;
+        matches!(probe, Ok(Some(_))).then_some(StoreBudgets { store })
+    }
+
+    async fn run(&self, bucket: &Bucket, op: genq_store::BudgetOp) -> Duration {
+        match self.store.budget(&bucket.name, op).await {
+            Ok(wait) => wait.unwrap_or_default(),
+            Err(e) => {
+                // Without the shared budget, holding back is safer than a burst of 429s.
+                tracing::warn!(error = %e, bucket = %bucket.name, "rate budget unavailable");
+                Duration::from_secs(1)
+            }
+        }
+    }
+}
+
+fn micros(seconds: f64) -> i64 {
+    (seconds * 1e6).round() as i64
+}
+
+#[async_trait]
+impl Budgets for StoreBudgets {
+    async fn reserve(&self, bucket: &Bucket, amount: f64) -> Duration {
+        let cost = micros(amount.max(0.0) * bucket.unit());
+        self.run(bucket, genq_store::BudgetOp::Reserve(cost)).await
+    }
+
+    async fn adjust(&self, bucket: &Bucket, delta: f64) {
+        let shift = micros(delta * bucket.unit());
+        self.run(bucket, genq_store::BudgetOp::Adjust(shift)).await;
+    }
+
+    async fn hold(&self, bucket: &Bucket, wait: Duration) {
+        let us = wait.as_micros().min(i64::MAX as u128) as i64;
+        self.run(bucket, genq_store::BudgetOp::Hold(us)).await;
     }
 }
 

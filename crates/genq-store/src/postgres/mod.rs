@@ -17,8 +17,8 @@ mod accounts;
 mod rows;
 
 use crate::{
-    ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls,
-    Rejection, Result, Signal, Staged, Stats, Store, StoreError, UserCtx,
+    BudgetOp, ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome,
+    Page, Polls, Rejection, Result, Signal, Staged, Stats, Store, StoreError, UserCtx,
 };
 use accounts::Counts;
 use async_trait::async_trait;
@@ -127,11 +127,18 @@ impl PgStore {
     }
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "genq",
-    include_str!("../../migrations/postgres/0001_genq.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "genq",
+        include_str!("../../migrations/postgres/0001_genq.sql"),
+    ),
+    (
+        2,
+        "rate_budgets",
+        include_str!("../../migrations/postgres/0002_rate_budgets.sql"),
+    ),
+];
 
 fn migrator() -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -840,6 +847,25 @@ impl Store for PgStore {
             .await
             .map_err(db_error)?;
         Ok(held.then(|| NodeLock::new(tokio::sync::Mutex::new(NodeSession(conn)))))
+    }
+
+    async fn budget(&self, name: &str, op: BudgetOp) -> Result<Option<Duration>> {
+        let (what, us) = match op {
+            BudgetOp::Reserve(us) => ("reserve", us),
+            BudgetOp::Adjust(us) => ("adjust", us),
+            BudgetOp::Hold(us) => ("hold", us),
+        };
+        let wait: i64 = sqlx::query_scalar(sql!("budget_move"))
+            .bind(name)
+            .bind(what)
+            .bind(us)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(Some(match op {
+            BudgetOp::Reserve(_) => Duration::from_micros(wait.max(0) as u64),
+            _ => Duration::ZERO,
+        }))
     }
 
     async fn enqueue(&self, jobs: NewJobs) -> Result<Enqueued> {

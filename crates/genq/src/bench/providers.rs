@@ -40,7 +40,7 @@ async fn engine(path: &Path, config_text: &str, concurrency: u32) -> anyhow::Res
     let store = open(path).await?;
     let mut settings = EngineSettings::from_config(&config);
     settings.node_id = format!("bench-{}", std::process::id());
-    Ok(Engine::from_config(store, &config, settings)?)
+    Ok(Engine::from_config(store, &config, settings).await?)
 }
 
 async fn enqueue(

@@ -111,6 +111,7 @@ impl TestServer {
         };
         let engine =
             Engine::from_config(store.clone(), &config, EngineSettings::from_config(&config))
+                .await
                 .unwrap();
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
