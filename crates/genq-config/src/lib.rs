@@ -175,8 +175,8 @@ pub struct Provider {
     /// demo: how long a request takes.
     #[serde(default, with = "humantime_serde")]
     pub latency: Option<Duration>,
-    /// demo: append `job_id attempt` for every successful completion to this file (an audit
-    /// trail for crash tests and demos).
+    /// demo: append `job_id attempt user_id started_us finished_us` for every successful
+    /// completion to this file (an audit trail for crash tests and demos).
     #[serde(default)]
     pub completions_log: Option<PathBuf>,
     #[serde(default)]

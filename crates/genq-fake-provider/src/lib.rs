@@ -58,6 +58,7 @@ pub(crate) struct State {
     tasks: Mutex<HashMap<String, routes::Task>>,
     /// `Idempotency-Key` of each create, to the task it created.
     idempotent: Mutex<HashMap<String, String>>,
+    started: std::time::Instant,
 }
 
 /// The fake provider's HTTP routes.
@@ -68,6 +69,7 @@ pub fn router(config: FakeConfig) -> Router {
         stats: Mutex::new(Stats::default()),
         tasks: Mutex::new(HashMap::new()),
         idempotent: Mutex::new(HashMap::new()),
+        started: std::time::Instant::now(),
     });
     Router::new()
         .route("/v1/chat/completions", post(routes::chat))

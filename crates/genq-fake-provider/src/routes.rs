@@ -133,6 +133,16 @@ fn admit(
             .record(&caller.key, caller.job.as_deref(), f)
     };
     record(&|s| s.requests += 1);
+    let at = state.started.elapsed().as_millis() as u64;
+    state
+        .stats
+        .lock()
+        .unwrap()
+        .keys
+        .entry(caller.key.clone())
+        .or_default()
+        .arrivals_ms
+        .push(at);
     let simulate = match Simulate::from_payload(body) {
         Ok(s) => s,
         Err(e) => {

@@ -12,6 +12,10 @@ pub struct KeyStats {
     pub errors: u64,
     pub tokens: u64,
     pub tasks_created: u64,
+    /// When each request arrived, in milliseconds since the fake started (per key only): for
+    /// checking the pace of a rate limit over any window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arrivals_ms: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]

@@ -158,7 +158,8 @@ async fn sigkill_mid_run_loses_nothing_and_never_repeats_a_success() {
     let mut seen = HashSet::new();
     let mut per_job: HashMap<String, Vec<u32>> = HashMap::new();
     for line in log.lines() {
-        let (id, attempt) = line.split_once(' ').unwrap();
+        let mut fields = line.split_whitespace();
+        let (id, attempt) = (fields.next().unwrap(), fields.next().unwrap());
         let attempt: u32 = attempt.parse().unwrap();
         assert!(
             seen.insert((id.to_string(), attempt)),
@@ -295,7 +296,8 @@ async fn processes_sharing_a_database_never_take_each_others_leases() {
     let log = std::fs::read_to_string(dir.path().join("completions.log")).unwrap();
     let mut seen = HashSet::new();
     for line in log.lines() {
-        assert!(seen.insert(line.to_string()), "{line} completed twice");
+        let attempt: Vec<&str> = line.split_whitespace().take(2).collect();
+        assert!(seen.insert(attempt), "{line} completed twice");
     }
     drop(again);
 }

@@ -85,9 +85,16 @@ impl DemoProvider {
         Ok(key)
     }
 
-    fn record_completion(&self, attempt: &Attempt) {
+    fn record_completion(&self, attempt: &Attempt, started: chrono::DateTime<chrono::Utc>) {
         if let Some(file) = &self.completions {
-            let line = format!("{} {}\n", attempt.job_id, attempt.attempt);
+            let line = format!(
+                "{} {} {} {} {}\n",
+                attempt.job_id,
+                attempt.attempt,
+                attempt.user_id,
+                started.timestamp_micros(),
+                chrono::Utc::now().timestamp_micros()
+            );
             // One write per line on an O_APPEND file: lines from concurrent attempts never mix.
             if let Err(e) = file.lock().unwrap().write_all(line.as_bytes()) {
                 tracing::warn!(error = %e, "demo provider: cannot append to completions_log");
@@ -112,6 +119,7 @@ impl Handler for DemoProvider {
             )
             .with_retry_after(Some(wait.max(Duration::from_millis(1))))
         })?;
+        let started = chrono::Utc::now();
         let latency = simulate
             .latency_ms
             .map(Duration::from_millis)
@@ -131,7 +139,7 @@ impl Handler for DemoProvider {
                 ),
             ));
         }
-        self.record_completion(&attempt);
+        self.record_completion(&attempt, started);
         Ok(Reply::Done(json!({
             "provider": self.name,
             "key": key.label,

@@ -467,11 +467,15 @@ async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgE
 }
 
 async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, PgError> {
-    let mut applied = Vec::with_capacity(finishes.len());
+    let mut applied = vec![false; finishes.len()];
     let mut counts = Counts::default();
     let mut transitions = Vec::new();
     let mut front_tag = None;
-    for f in finishes {
+    // Job rows in id order, users after them in id order: the lock order of every writer.
+    let mut order: Vec<usize> = (0..finishes.len()).collect();
+    order.sort_by(|a, b| finishes[*a].lease.job_id.cmp(&finishes[*b].lease.job_id));
+    for i in order {
+        let f = &finishes[i];
         let now = micros(f.now);
         if let Outcome::Parked { task_id, poll_at } = &f.outcome {
             let changed = sqlx::query(sql!("job_park"))
@@ -483,7 +487,7 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
                 .execute(&mut *c)
                 .await?
                 .rows_affected();
-            applied.push(changed == 1);
+            applied[i] = changed == 1;
             continue;
         }
         let state = f.outcome.state().as_str();
@@ -537,10 +541,22 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
         if changed == 1 {
             transitions.push(f);
         }
-        applied.push(changed == 1);
+        applied[i] = changed == 1;
     }
-    // Users after jobs, in id order: the lock order every writer follows.
-    transitions.sort_by(|a, b| a.owner.user_id.cmp(&b.owner.user_id));
+    // All their users locked at once, in id order, before any is written: a refund of one
+    // user and the counters of another then never take their locks out of order.
+    let mut users: Vec<&str> = transitions
+        .iter()
+        .map(|f| f.owner.user_id.as_str())
+        .collect();
+    users.sort();
+    users.dedup();
+    if !users.is_empty() {
+        sqlx::query(sql!("users_lock"))
+            .bind(&users)
+            .execute(&mut *c)
+            .await?;
+    }
     for f in transitions {
         accounts::after_transition(
             c,
@@ -580,24 +596,30 @@ async fn claim_polls(c: &mut PgConnection, req: &ClaimRequest) -> Result<Polls, 
 }
 
 async fn stage_due(c: &mut PgConnection, now: i64, limit: u32) -> Result<Staged, PgError> {
-    let due = sqlx::query(sql!("job_due"))
+    let found = sqlx::query(sql!("job_due"))
         .bind(now)
         .bind(limit as i64)
         .fetch_all(&mut *c)
         .await?;
+    let mut due = Vec::with_capacity(found.len());
+    for row in &found {
+        let (id, user_id, state): (String, String, String) =
+            (row.try_get("id")?, row.try_get("user_id")?, row.try_get("state")?);
+        due.push((user_id, id, state));
+    }
+    // Users' fair-queue rows in user-id order (due order within a user), so that processes
+    // staging at once never deadlock.
+    due.sort_by(|a, b| a.0.cmp(&b.0));
     let front = vtime(c).await?;
-    for row in &due {
-        let id: String = row.try_get("id")?;
-        let user_id: String = row.try_get("user_id")?;
-        let state: String = row.try_get("state")?;
+    for (user_id, id, state) in &due {
         // Delayed new jobs join the back of their user's turn; retries go to the front.
         let tag = if state == JobState::Retrying.as_str() {
             front
         } else {
-            reserve_tags(c, &user_id, 1).await?
+            reserve_tags(c, user_id, 1).await?
         };
         sqlx::query(sql!("job_stage"))
-            .bind(&id)
+            .bind(id)
             .bind(tag)
             .execute(&mut *c)
             .await?;
