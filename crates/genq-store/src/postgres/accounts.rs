@@ -122,24 +122,6 @@ pub(crate) async fn add_usage(
     Ok(())
 }
 
-pub(crate) async fn add_counts(
-    c: &mut PgConnection,
-    user_id: &str,
-    unfinished: i64,
-    running: i64,
-) -> Result<(), PgError> {
-    if unfinished == 0 && running == 0 {
-        return Ok(());
-    }
-    sqlx::query(sql!("user_add_counts"))
-        .bind(user_id)
-        .bind(unfinished)
-        .bind(running)
-        .execute(c)
-        .await?;
-    Ok(())
-}
-
 /// Append a ledger entry and move the balance with it; `Conflict` if the balance would go
 /// below zero. Returns the balance after.
 pub(crate) async fn ledger_entry(
@@ -273,10 +255,22 @@ impl Counts {
         entry.1 += running;
     }
 
+    /// One statement for every user (rows locked in id order).
     pub(crate) async fn apply(self, c: &mut PgConnection) -> Result<(), PgError> {
-        for (user_id, (unfinished, running)) in self.0 {
-            add_counts(c, &user_id, unfinished, running).await?;
+        let moved: Vec<(String, (i64, i64))> =
+            self.0.into_iter().filter(|(_, d)| *d != (0, 0)).collect();
+        if moved.is_empty() {
+            return Ok(());
         }
+        let ids: Vec<&str> = moved.iter().map(|(id, _)| id.as_str()).collect();
+        let unfinished: Vec<i64> = moved.iter().map(|(_, d)| d.0).collect();
+        let running: Vec<i64> = moved.iter().map(|(_, d)| d.1).collect();
+        sqlx::query(sql!("users_add_counts"))
+            .bind(&ids)
+            .bind(&unfinished)
+            .bind(&running)
+            .execute(c)
+            .await?;
         Ok(())
     }
 }

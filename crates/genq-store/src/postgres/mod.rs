@@ -101,6 +101,8 @@ impl PgStore {
     }
 
     pub async fn connect_with(options: PgConnectOptions, connections: u32) -> Result<PgStore> {
+        // Notices ("already exists, skipping") are not worth a log line.
+        let options = options.options([("client_min_messages", "warning")]);
         let pool = PgPoolOptions::new()
             .max_connections(connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -466,34 +468,46 @@ async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgE
     Ok(claimed)
 }
 
+/// The columns of `job_finish_many.sql`, one element per transition.
+#[derive(Default)]
+struct Transitions<'a> {
+    id: Vec<&'a str>,
+    token: Vec<&'a str>,
+    expired_before: Vec<Option<i64>>,
+    state: Vec<&'static str>,
+    result: Vec<Option<sqlx::types::Json<&'a serde_json::Value>>>,
+    error_class: Vec<Option<&'static str>>,
+    error_detail: Vec<Option<&'a str>>,
+    run_at: Vec<Option<i64>>,
+    fair_tag: Vec<Option<i64>>,
+    uses_retry: Vec<i32>,
+    rate_limit_wait: Vec<i32>,
+    finished_at: Vec<Option<i64>>,
+    now: Vec<i64>,
+}
+
 async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, PgError> {
     let mut applied = vec![false; finishes.len()];
-    let mut counts = Counts::default();
-    let mut transitions = Vec::new();
+    let mut t = Transitions::default();
     let mut front_tag = None;
-    // Job rows in id order, users after them in id order: the lock order of every writer.
-    let mut order: Vec<usize> = (0..finishes.len()).collect();
-    order.sort_by(|a, b| finishes[*a].lease.job_id.cmp(&finishes[*b].lease.job_id));
-    for i in order {
-        let f = &finishes[i];
+    for (i, f) in finishes.iter().enumerate() {
         let now = micros(f.now);
-        if let Outcome::Parked { task_id, poll_at } = &f.outcome {
-            let changed = sqlx::query(sql!("job_park"))
-                .bind(&f.lease.job_id)
-                .bind(&f.lease.token)
-                .bind(task_id)
-                .bind(micros(*poll_at))
-                .bind(now)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-            applied[i] = changed == 1;
-            continue;
-        }
-        let state = f.outcome.state().as_str();
         let (mut result, mut error, mut run_at, mut fair_tag) = (None, None, None, None);
-        let (mut uses_retry, mut rate_limit_wait, mut finished_at) = (0i32, 0i32, None);
+        let (mut uses_retry, mut rate_limit_wait, mut finished_at) = (0, 0, None);
         match &f.outcome {
+            Outcome::Parked { task_id, poll_at } => {
+                let changed = sqlx::query(sql!("job_park"))
+                    .bind(&f.lease.job_id)
+                    .bind(&f.lease.token)
+                    .bind(task_id)
+                    .bind(micros(*poll_at))
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected();
+                applied[i] = changed == 1;
+                continue;
+            }
             Outcome::Succeeded { result: r } => {
                 result = Some(sqlx::types::Json(r));
                 finished_at = Some(now);
@@ -508,6 +522,7 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
                 run_at = Some(at);
                 error = e.as_ref();
                 (uses_retry, rate_limit_wait) = (*u as i32, *w as i32);
+                // Due at once: at the head of the fair queue, as a retry has waited its turn.
                 if at <= now {
                     if front_tag.is_none() {
                         front_tag = Some(vtime(c).await?);
@@ -519,29 +534,48 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
                 error = Some(e);
                 finished_at = Some(now);
             }
-            Outcome::Parked { .. } => unreachable!("parked above"),
         }
-        let changed = sqlx::query(sql!("job_finish"))
-            .bind(&f.lease.job_id)
-            .bind(&f.lease.token)
-            .bind(f.only_if_expired_before.map(micros))
-            .bind(state)
-            .bind(result)
-            .bind(error.map(|e| e.class.as_str()))
-            .bind(error.map(|e| e.detail.as_str()))
-            .bind(run_at)
-            .bind(fair_tag)
-            .bind(uses_retry)
-            .bind(rate_limit_wait)
-            .bind(finished_at)
-            .bind(now)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
-        if changed == 1 {
+        t.id.push(&f.lease.job_id);
+        t.token.push(&f.lease.token);
+        t.expired_before.push(f.only_if_expired_before.map(micros));
+        t.state.push(f.outcome.state().as_str());
+        t.result.push(result);
+        t.error_class.push(error.map(|e| e.class.as_str()));
+        t.error_detail.push(error.map(|e| e.detail.as_str()));
+        t.run_at.push(run_at);
+        t.fair_tag.push(fair_tag);
+        t.uses_retry.push(uses_retry);
+        t.rate_limit_wait.push(rate_limit_wait);
+        t.finished_at.push(finished_at);
+        t.now.push(now);
+    }
+    if t.id.is_empty() {
+        return Ok(applied);
+    }
+    let done: std::collections::HashSet<String> = sqlx::query_scalar(sql!("job_finish_many"))
+        .bind(&t.id)
+        .bind(&t.token)
+        .bind(&t.expired_before)
+        .bind(&t.state)
+        .bind(&t.result)
+        .bind(&t.error_class)
+        .bind(&t.error_detail)
+        .bind(&t.run_at)
+        .bind(&t.fair_tag)
+        .bind(&t.uses_retry)
+        .bind(&t.rate_limit_wait)
+        .bind(&t.finished_at)
+        .bind(&t.now)
+        .fetch_all(&mut *c)
+        .await?
+        .into_iter()
+        .collect();
+    let mut transitions = Vec::new();
+    for (i, f) in finishes.iter().enumerate() {
+        if !matches!(f.outcome, Outcome::Parked { .. }) && done.contains(&f.lease.job_id) {
+            applied[i] = true;
             transitions.push(f);
         }
-        applied[i] = changed == 1;
     }
     // All their users locked at once, in id order, before any is written: a refund of one
     // user and the counters of another then never take their locks out of order.
@@ -557,6 +591,7 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
             .execute(&mut *c)
             .await?;
     }
+    let mut counts = Counts::default();
     for f in transitions {
         accounts::after_transition(
             c,
@@ -603,8 +638,11 @@ async fn stage_due(c: &mut PgConnection, now: i64, limit: u32) -> Result<Staged,
         .await?;
     let mut due = Vec::with_capacity(found.len());
     for row in &found {
-        let (id, user_id, state): (String, String, String) =
-            (row.try_get("id")?, row.try_get("user_id")?, row.try_get("state")?);
+        let (id, user_id, state): (String, String, String) = (
+            row.try_get("id")?,
+            row.try_get("user_id")?,
+            row.try_get("state")?,
+        );
         due.push((user_id, id, state));
     }
     // Users' fair-queue rows in user-id order (due order within a user), so that processes
@@ -713,7 +751,9 @@ async fn admin_retry(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Resu
         .fetch_one(&mut *c)
         .await?;
     let job = rows::job(&row)?;
-    accounts::add_counts(c, &owner.user_id, 1, 0).await?;
+    let mut counts = Counts::default();
+    counts.add(&owner.user_id, 1, 0);
+    counts.apply(c).await?;
     accounts::add_usage(c, &owner.user_id, &owner.day, 1).await?;
     Ok(job)
 }

@@ -70,24 +70,46 @@ pub struct BenchArgs {
     /// Where to put the benchmark databases (default: a temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Run on PostgreSQL instead of SQLite: `postgres://user@host/db`. Each run gets a schema
+    /// `genq_bench_*` in that database, dropped and made again.
+    #[arg(long)]
+    pub database: Option<String>,
 }
+
+/// `--database`, for `open`.
+static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
-    println!(
-        "genq bench: SQLite in {}, concurrency {}, {} cores",
-        dir.display(),
-        args.concurrency,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match &args.database {
+        Some(url) => {
+            anyhow::ensure!(
+                url.starts_with("postgres://") || url.starts_with("postgresql://"),
+                "--database: expected postgres://…, got {url:?}"
+            );
+            let _ = POSTGRES.set(url.clone());
+            println!(
+                "genq bench: PostgreSQL (schemas genq_bench_* in the given database), concurrency {}, {cores} cores",
+                args.concurrency
+            );
+        }
+        None => println!(
+            "genq bench: SQLite in {}, concurrency {}, {cores} cores",
+            dir.display(),
+            args.concurrency
+        ),
+    }
+    let postgres = args.database.is_some();
 
     let wants = |section: &str| args.only.is_empty() || args.only.iter().any(|s| s == section);
-    let syncs = if wants("engine") {
-        vec![Synchronous::Full, Synchronous::Normal]
-    } else {
-        vec![]
+    let syncs = match (wants("engine"), postgres) {
+        (false, _) => vec![],
+        // `synchronous` is SQLite's; PostgreSQL's durability is its own configuration.
+        (true, true) => vec![Synchronous::Full],
+        (true, false) => vec![Synchronous::Full, Synchronous::Normal],
     };
     for synchronous in syncs {
         let mut runs = Vec::new();
@@ -98,12 +120,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let all: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.1)).collect();
         let enqueue_rate = median(runs.iter().map(|r| r.0).collect());
         let processed_rate = median(runs.iter().map(|r| r.1).collect());
-        let mode = format!("{synchronous:?}").to_lowercase();
+        let mode = if postgres {
+            "postgres".to_string()
+        } else {
+            format!("synchronous={synchronous:?}").to_lowercase()
+        };
+        println!("engine  enqueue, {mode:<18} (batches of 200)   {enqueue_rate:>10.0} jobs/s");
         println!(
-            "engine  enqueue, synchronous={mode:<6} (batches of 200)   {enqueue_rate:>10.0} jobs/s"
+            "engine  processed end to end, {mode:<18}   {processed_rate:>10.0} jobs/s   target >= {} (median of {})",
+            if postgres { 5000 } else { 10000 },
+            all.join(", ")
         );
+    }
+
+    if postgres && wants("engine") {
+        // Two engines, each with its own connections, as two processes would be.
+        let mut runs = Vec::new();
+        for run in 0..args.runs.max(1) {
+            runs.push(two_engines(&dir.join(format!("two-{run}.db")), &args).await?);
+        }
+        let all: Vec<String> = runs.iter().map(|r| format!("{r:.0}")).collect();
         println!(
-            "engine  processed end to end, synchronous={mode:<6}   {processed_rate:>10.0} jobs/s   target >= 10000 (median of {})",
+            "engine  processed end to end, two engines on one database {:>8.0} jobs/s   (median of {})",
+            median(runs),
             all.join(", ")
         );
     }
@@ -133,7 +172,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if wants("latency") {
         let (p50, p99) = idle_latency(&dir.join("latency.db"), &args).await?;
         println!(
-            "engine  enqueue -> start, idle                  p50 {p50:>6.2} ms  p99 {p99:>6.2} ms   target p99 <= 5 ms"
+            "engine  enqueue -> start, idle                  p50 {p50:>6.2} ms  p99 {p99:>6.2} ms   target p99 <= {} ms",
+            if postgres { 10 } else { 5 }
         );
     }
 
@@ -157,7 +197,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("http    processed end to end through the API          {http_rate:>10.0} jobs/s");
     }
 
-    if !args.no_rss && wants("rss") {
+    if !args.no_rss && wants("rss") && !postgres {
         let rss = idle_rss(&dir).await?;
         println!(
             "serve   idle RSS                                       {rss:>10.1} MB     target <= 30 MB"
@@ -217,10 +257,33 @@ async fn open(path: &Path) -> anyhow::Result<Arc<dyn Store>> {
     open_with(path, Synchronous::Full).await
 }
 
+/// A fresh database for one run: the SQLite file at `path`, or with `--database` a PostgreSQL
+/// schema named after it.
 async fn open_with(path: &Path, synchronous: Synchronous) -> anyhow::Result<Arc<dyn Store>> {
-    let _ = std::fs::remove_file(path);
-    let store = SqliteStore::open_with(path, synchronous)
-        .with_context(|| format!("open {}", path.display()))?;
+    let store: Arc<dyn Store> = match POSTGRES.get() {
+        Some(url) => {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().to_string());
+            let name: String = stem
+                .unwrap_or_default()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            Arc::new(fresh_schema(url, &format!("genq_bench_{name}")).await?)
+        }
+        None => {
+            let _ = std::fs::remove_file(path);
+            Arc::new(
+                SqliteStore::open_with(path, synchronous)
+                    .with_context(|| format!("open {}", path.display()))?,
+            )
+        }
+    };
     // The benchmark users may queue and run as much as the machine can take.
     let now = chrono::Utc::now();
     store
@@ -229,7 +292,72 @@ async fn open_with(path: &Path, synchronous: Synchronous) -> anyhow::Result<Arc<
     store
         .set_limit("daily_limit_enterprise", 100_000_000, now)
         .await?;
-    Ok(Arc::new(store))
+    Ok(store)
+}
+
+/// A PostgreSQL store in schema `schema` (only ASCII letters, digits and `_`), dropped and made
+/// again.
+async fn fresh_schema(url: &str, schema: &str) -> anyhow::Result<genq_store::PgStore> {
+    use sqlx::{ConnectOptions, Connection};
+    use std::str::FromStr;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url).context("--database")?;
+    let mut conn = options.connect().await.context("--database: connect")?;
+    for sql in [
+        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+        format!("CREATE SCHEMA {schema}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await?;
+    }
+    conn.close().await.ok();
+    let options = options.options([("search_path", schema)]);
+    Ok(genq_store::PgStore::connect_with(options, 32).await?)
+}
+
+/// End-to-end no-op jobs/s with two engines on one PostgreSQL database, each with its own
+/// connections (as two processes would have), enqueueing and claiming at once.
+async fn two_engines(path: &Path, args: &BenchArgs) -> anyhow::Result<f64> {
+    let url = POSTGRES.get().context("two engines need --database")?;
+    let first = open(path).await?;
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let options =
+        <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url)?.options([(
+            "search_path",
+            format!("genq_bench_{stem}").replace('-', "_"),
+        )]);
+    let second: Arc<dyn Store> = Arc::new(genq_store::PgStore::connect_with(options, 32).await?);
+    let mut settings_b = settings(args);
+    settings_b.node_id.push_str("-b");
+    let a = start(first.clone(), Arc::new(NoopHandler), args);
+    let b = Running::started(Engine::new(
+        second.clone(),
+        settings_b,
+        kinds(Arc::new(NoopHandler)),
+    ));
+    let started = Instant::now();
+    let per_batch = 200usize;
+    let batches = args.jobs.div_ceil(per_batch as u64) as usize;
+    let mut producers = Vec::new();
+    for (p, store) in [first, second].into_iter().enumerate() {
+        producers.push(tokio::spawn(async move {
+            for n in (p..batches).step_by(2) {
+                store.enqueue(batch(n % 10, per_batch)).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for p in producers {
+        p.await??;
+    }
+    let total = (batches * per_batch) as u64;
+    while a.done() + b.done() < total {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    a.stop().await;
+    b.stop().await;
+    Ok(total as f64 / secs)
 }
 
 fn batch(user: usize, n: usize) -> NewJobs {
@@ -298,14 +426,17 @@ struct Running {
 }
 
 fn start(store: Arc<dyn Store>, handler: Arc<dyn Handler>, args: &BenchArgs) -> Running {
-    let engine = Engine::new(store, settings(args), kinds(handler));
-    let stop = CancellationToken::new();
-    let (e, s) = (engine.clone(), stop.clone());
-    let task = tokio::spawn(async move { e.run(s, true).await });
-    Running { engine, stop, task }
+    Running::started(Engine::new(store, settings(args), kinds(handler)))
 }
 
 impl Running {
+    fn started(engine: Engine) -> Running {
+        let stop = CancellationToken::new();
+        let (e, s) = (engine.clone(), stop.clone());
+        let task = tokio::spawn(async move { e.run(s, true).await });
+        Running { engine, stop, task }
+    }
+
     fn done(&self) -> u64 {
         EngineCounters::get(&self.engine.counters().succeeded)
     }

@@ -1,0 +1,42 @@
+-- Transitions out of `running` for many jobs in one statement, each fenced by its lease token
+-- (and, for the rescuer, by expiry); the ids it applied to. The rows are locked in id order
+-- first, the order every multi-row write of jobs uses. Arrays, one element per job:
+-- $1 id, $2 token, $3 expired_before, $4 state, $5 result, $6 error_class, $7 error_detail,
+-- $8 run_at, $9 fair_tag, $10 uses_retry, $11 rate_limit_wait, $12 finished_at, $13 now
+WITH f AS (
+    SELECT *
+    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::jsonb[], $6::text[],
+                $7::text[], $8::bigint[], $9::bigint[], $10::int[], $11::int[], $12::bigint[],
+                $13::bigint[])
+      AS f (id, token, expired_before, state, result, error_class, error_detail, run_at,
+            fair_tag, uses_retry, rate_limit_wait, finished_at, now)
+),
+held AS (
+    SELECT j.id
+    FROM jobs AS j
+    JOIN f ON j.id = f.id
+    WHERE j.state = 'running'
+      AND j.lease_token = f.token
+      AND (f.expired_before IS NULL OR j.lease_expires_at < f.expired_before)
+    ORDER BY j.id
+    FOR UPDATE OF j
+)
+UPDATE jobs AS j
+SET state = f.state,
+    result = f.result,
+    -- A success clears the last failure; a release (no error given) keeps it.
+    error_class = CASE WHEN f.state = 'succeeded' THEN NULL ELSE coalesce(f.error_class, j.error_class) END,
+    error_detail = CASE WHEN f.state = 'succeeded' THEN NULL ELSE coalesce(f.error_detail, j.error_detail) END,
+    run_at = coalesce(f.run_at, j.run_at),
+    fair_tag = f.fair_tag,
+    retries_used = j.retries_used + f.uses_retry,
+    rate_limit_waits = j.rate_limit_waits + f.rate_limit_wait,
+    finished_at = f.finished_at,
+    lease_token = NULL,
+    lease_node = NULL,
+    lease_worker = NULL,
+    lease_expires_at = NULL,
+    updated_at = f.now
+FROM f, held
+WHERE j.id = f.id AND j.id = held.id
+RETURNING j.id
