@@ -854,11 +854,12 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(db_error)
+        // Readiness answers fast: a database that does not answer within a second is down.
+        let probe = sqlx::query("SELECT 1").execute(&self.pool);
+        match tokio::time::timeout(Duration::from_secs(1), probe).await {
+            Ok(done) => done.map(|_| ()).map_err(db_error),
+            Err(_) => Err(StoreError::Unavailable("no answer within 1s".into())),
+        }
     }
 
     /// LISTEN on a connection of its own. sqlx's listener reconnects by itself after the
