@@ -70,3 +70,115 @@ mod postgres_only {
         assert!(quiet.listen().await.unwrap().is_none());
     }
 }
+
+mod across_processes {
+    use chrono::Utc;
+    use genq_store::conformance::pg::fresh_options;
+    use genq_store::{ClaimRequest, Finish, LeaseRef, NewJobs, Outcome, PgStore, Store};
+    use serde_json::json;
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    fn jobs(user: &str, n: usize) -> NewJobs {
+        NewJobs {
+            kind: "card.generate".into(),
+            user_id: user.into(),
+            payloads: (0..n).map(|i| json!({"i": i})).collect(),
+            priority: 0,
+            run_at: None,
+            max_retries: 3,
+            cost: 0,
+            idempotency_key: None,
+            as_batch: true,
+            now: Utc::now(),
+            day: "2026-01-02".into(),
+            user_defaults: genq_store::conformance::rich(),
+        }
+    }
+
+    fn claim(node: &str, max: u32) -> ClaimRequest {
+        let now = Utc::now();
+        ClaimRequest {
+            node_id: node.into(),
+            worker_id: format!("{node}/w"),
+            kinds: vec!["card.generate".into()],
+            max,
+            lease_until: now + chrono::Duration::seconds(30),
+            now,
+        }
+    }
+
+    /// Four stores with pools of their own (four processes) claim one queue at once: every job
+    /// is taken exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claimers_in_separate_processes_never_share_a_job() {
+        let options = fresh_options().await;
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            stores.push(Arc::new(
+                PgStore::connect_with(options.clone(), 3).await.unwrap(),
+            ));
+        }
+        for u in 0..5 {
+            stores[0]
+                .enqueue(jobs(&format!("u{u}"), 100))
+                .await
+                .unwrap();
+        }
+        let mut tasks = Vec::new();
+        for (i, store) in stores.iter().enumerate() {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = store.claim(claim(&format!("node-{i}"), 7)).await.unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.into_iter().map(|j| j.id));
+                }
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        let distinct: HashSet<&String> = all.iter().collect();
+        assert_eq!(all.len(), 500, "every job claimed");
+        assert_eq!(distinct.len(), 500, "no job claimed twice");
+    }
+
+    /// A lease taken through one process is honoured by every other: its holder's outcome
+    /// applies from any connection, a stale token from none.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lease_fencing_holds_across_processes() {
+        let options = fresh_options().await;
+        let a = PgStore::connect_with(options.clone(), 2).await.unwrap();
+        let b = PgStore::connect_with(options, 2).await.unwrap();
+        a.enqueue(jobs("u1", 1)).await.unwrap();
+        let job = a.claim(claim("node-a", 1)).await.unwrap().remove(0);
+        let mut stale = Finish::new(&job, Outcome::Succeeded { result: json!(1) }, Utc::now());
+        stale.lease = LeaseRef {
+            job_id: job.id.clone(),
+            token: "someone-else".into(),
+        };
+        assert_eq!(b.finish(vec![stale]).await.unwrap(), vec![false]);
+        let renewed = b
+            .heartbeat(
+                &[LeaseRef::of(&job)],
+                Utc::now() + chrono::Duration::seconds(60),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(renewed, vec![LeaseRef::of(&job)]);
+        let done = Finish::new(&job, Outcome::Succeeded { result: json!(2) }, Utc::now());
+        assert_eq!(b.finish(vec![done.clone()]).await.unwrap(), vec![true]);
+        assert_eq!(
+            a.finish(vec![done]).await.unwrap(),
+            vec![false],
+            "applied once"
+        );
+        assert_eq!(a.job(&job.id).await.unwrap().result, Some(json!(2)));
+    }
+}
