@@ -301,25 +301,28 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
     } else {
         req.idempotency_key.clone()
     };
+    let ids: Vec<String> = req.payloads.iter().map(|_| ids::new_id()).collect();
+    let payloads: Vec<sqlx::types::Json<&serde_json::Value>> =
+        req.payloads.iter().map(sqlx::types::Json).collect();
+    let tags: Vec<Option<i64>> = (0..n).map(|i| first_tag.map(|t| t + i)).collect();
+    sqlx::query(sql!("job_insert_many"))
+        .bind(&ids)
+        .bind(&payloads)
+        .bind(&tags)
+        .bind(&req.kind)
+        .bind(&req.user_id)
+        .bind(&batch_id)
+        .bind(req.priority)
+        .bind(req.max_retries as i32)
+        .bind(req.cost)
+        .bind(&job_key)
+        .bind(run_at)
+        .bind(now)
+        .bind(&req.day)
+        .execute(&mut *c)
+        .await?;
     let mut jobs = Vec::with_capacity(req.payloads.len());
-    for (i, payload) in req.payloads.iter().enumerate() {
-        let id = ids::new_id();
-        sqlx::query(sql!("job_insert"))
-            .bind(&id)
-            .bind(&req.kind)
-            .bind(&req.user_id)
-            .bind(&batch_id)
-            .bind(req.priority)
-            .bind(req.max_retries as i32)
-            .bind(sqlx::types::Json(payload))
-            .bind(req.cost)
-            .bind(&job_key)
-            .bind(run_at)
-            .bind(now)
-            .bind(first_tag.map(|t| t + i as i64))
-            .bind(&req.day)
-            .execute(&mut *c)
-            .await?;
+    for (id, payload) in ids.into_iter().zip(&req.payloads) {
         jobs.push(Job {
             id,
             kind: req.kind.clone(),
