@@ -7,6 +7,7 @@
 //! lost its lease can never overwrite the job.
 
 pub mod postgres;
+mod rules;
 pub mod sqlite;
 
 #[cfg(feature = "conformance")]

@@ -3,9 +3,9 @@
 
 use super::rows::{PgError, from_micros, micros};
 use super::sql;
-use crate::{Owner, Rejection, StoreError};
+use crate::{Owner, StoreError};
 use chrono::{DateTime, Utc};
-use genq_core::limits::{self, Limits};
+use genq_core::limits::Limits;
 use genq_core::{JobState, LedgerEntry, LedgerKind, User, UserDefaults};
 use sqlx::{PgConnection, Row};
 use std::collections::BTreeMap;
@@ -213,34 +213,9 @@ pub(crate) async fn admit(
     cost: i64,
     as_batch: bool,
 ) -> Result<(), PgError> {
-    let reject = |r| Err(StoreError::Rejected(r).into());
-    let max_items = limits.get(limits::BATCH_MAX_ITEMS_PER_REQUEST);
-    if as_batch && n > max_items {
-        return reject(Rejection::BatchTooLarge {
-            limit: max_items,
-            items: n,
-        });
-    }
-    let max_queued = limits.get(limits::BATCH_MAX_QUEUED_PER_USER);
-    if user.unfinished as i64 + n > max_queued {
-        return reject(Rejection::QueueLimit {
-            limit: max_queued,
-            current: user.unfinished as i64,
-        });
-    }
-    let daily = limits.daily_limit(&user.plan);
     let used = usage(c, &user.id, day).await?;
-    if used + n > daily {
-        return reject(Rejection::DailyLimit { limit: daily, used });
-    }
-    let needed = cost * n;
-    if needed > user.credits {
-        return reject(Rejection::InsufficientCredits {
-            needed,
-            balance: user.credits,
-        });
-    }
-    Ok(())
+    crate::rules::admit(user, limits, used, n, cost, as_batch)
+        .map_err(|r| StoreError::Rejected(r).into())
 }
 
 /// Per-user counter changes, applied once per user, in user-id order, at the end of a
@@ -286,18 +261,9 @@ pub(crate) async fn after_transition(
     to: JobState,
     now: DateTime<Utc>,
 ) -> Result<(), PgError> {
-    let running = match (from == JobState::Running, to == JobState::Running) {
-        (true, false) => -1,
-        (false, true) => 1,
-        _ => 0,
-    };
-    let unfinished = match (from.is_unfinished(), to.is_unfinished()) {
-        (true, false) => -1,
-        (false, true) => 1,
-        _ => 0,
-    };
+    let (unfinished, running) = crate::rules::counter_deltas(from, to);
     counts.add(&job.user_id, unfinished, running);
-    if matches!(to, JobState::Failed | JobState::Canceled) {
+    if crate::rules::gives_back(to) {
         add_usage(c, &job.user_id, &job.day, -1).await?;
         if job.cost > 0 {
             ledger_entry(

@@ -323,32 +323,14 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
         .await?;
     let mut jobs = Vec::with_capacity(req.payloads.len());
     for (id, payload) in ids.into_iter().zip(&req.payloads) {
-        jobs.push(Job {
+        jobs.push(crate::rules::new_job(
+            req,
             id,
-            kind: req.kind.clone(),
-            user_id: req.user_id.clone(),
-            batch_id: batch_id.clone(),
-            state: JobState::Queued,
-            priority: req.priority,
-            attempt: 0,
-            max_retries: req.max_retries,
-            retries_used: 0,
-            rate_limit_waits: 0,
-            payload: payload.clone(),
-            result: None,
-            error: None,
-            cost: req.cost,
-            idempotency_key: job_key.clone(),
-            run_at: from_micros(run_at),
-            created_at: req.now,
-            started_at: None,
-            finished_at: None,
-            updated_at: req.now,
-            lease: None,
-            day: req.day.clone(),
-            series: 1,
-            provider_task: None,
-        });
+            payload.clone(),
+            batch_id.clone(),
+            job_key.clone(),
+            from_micros(run_at),
+        ));
     }
     let reason = format!("{} accepted", req.kind);
     let debited = match &batch_id {

@@ -2,7 +2,7 @@
 //! transitions that change them: a debit with its enqueue, a refund with its failure.
 
 use super::rows::{db_error, from_micros, micros};
-use crate::{Owner, Rejection, Result, StoreError};
+use crate::{Owner, Result, StoreError};
 use chrono::{DateTime, Utc};
 use genq_core::limits::{self, Limits};
 use genq_core::{JobState, LedgerEntry, LedgerKind, User, UserDefaults};
@@ -214,34 +214,8 @@ pub(crate) fn admit(
     cost: i64,
     as_batch: bool,
 ) -> Result<()> {
-    let reject = |r| Err(StoreError::Rejected(r));
-    let max_items = limits.get(limits::BATCH_MAX_ITEMS_PER_REQUEST);
-    if as_batch && n > max_items {
-        return reject(Rejection::BatchTooLarge {
-            limit: max_items,
-            items: n,
-        });
-    }
-    let max_queued = limits.get(limits::BATCH_MAX_QUEUED_PER_USER);
-    if user.unfinished as i64 + n > max_queued {
-        return reject(Rejection::QueueLimit {
-            limit: max_queued,
-            current: user.unfinished as i64,
-        });
-    }
-    let daily = limits.daily_limit(&user.plan);
     let used = usage(conn, &user.id, day)?;
-    if used + n > daily {
-        return reject(Rejection::DailyLimit { limit: daily, used });
-    }
-    let needed = cost * n;
-    if needed > user.credits {
-        return reject(Rejection::InsufficientCredits {
-            needed,
-            balance: user.credits,
-        });
-    }
-    Ok(())
+    crate::rules::admit(user, limits, used, n, cost, as_batch).map_err(StoreError::Rejected)
 }
 
 /// Per-user counter changes, applied once per user at the end of a transaction.
@@ -275,18 +249,9 @@ pub(crate) fn after_transition(
     to: JobState,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let running = match (from == JobState::Running, to == JobState::Running) {
-        (true, false) => -1,
-        (false, true) => 1,
-        _ => 0,
-    };
-    let unfinished = match (from.is_unfinished(), to.is_unfinished()) {
-        (true, false) => -1,
-        (false, true) => 1,
-        _ => 0,
-    };
+    let (unfinished, running) = crate::rules::counter_deltas(from, to);
     counts.add(&job.user_id, unfinished, running);
-    if matches!(to, JobState::Failed | JobState::Canceled) {
+    if crate::rules::gives_back(to) {
         add_usage(conn, &job.user_id, &job.day, -1)?;
         if job.cost > 0 {
             ledger_entry(

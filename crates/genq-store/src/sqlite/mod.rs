@@ -239,7 +239,7 @@ fn replay(conn: &Connection, req: &NewJobs) -> Result<Option<Enqueued>> {
     }
 }
 
-fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
+fn enqueue(conn: &Connection, mut req: NewJobs) -> Result<Enqueued> {
     if let Some(replayed) = replay(conn, &req)? {
         return Ok(replayed);
     }
@@ -275,7 +275,8 @@ fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
     let job_key = job_key.as_deref();
     let mut insert = conn.prepare_cached(sql!("job_insert")).map_err(db_error)?;
     let mut jobs = Vec::with_capacity(req.payloads.len());
-    for (i, payload) in req.payloads.into_iter().enumerate() {
+    let payloads = std::mem::take(&mut req.payloads);
+    for (i, payload) in payloads.into_iter().enumerate() {
         let id = ids::new_id();
         insert
             .execute(named_params! {
@@ -294,33 +295,14 @@ fn enqueue(conn: &Connection, req: NewJobs) -> Result<Enqueued> {
                 ":day": req.day,
             })
             .map_err(db_error)?;
-        // Built here rather than read back: the insert's values are all known.
-        jobs.push(Job {
+        jobs.push(crate::rules::new_job(
+            &req,
             id,
-            kind: req.kind.clone(),
-            user_id: req.user_id.clone(),
-            batch_id: batch_id.clone(),
-            state: JobState::Queued,
-            priority: req.priority,
-            attempt: 0,
-            max_retries: req.max_retries,
-            retries_used: 0,
-            rate_limit_waits: 0,
             payload,
-            result: None,
-            error: None,
-            cost: req.cost,
-            idempotency_key: job_key.map(str::to_string),
-            run_at: from_micros(run_at),
-            created_at: req.now,
-            started_at: None,
-            finished_at: None,
-            updated_at: req.now,
-            lease: None,
-            day: req.day.clone(),
-            series: 1,
-            provider_task: None,
-        });
+            batch_id.clone(),
+            job_key.map(str::to_string),
+            from_micros(run_at),
+        ));
     }
     let reason = format!("{} accepted", req.kind);
     let debited = match &batch_id {
