@@ -444,6 +444,8 @@ impl Config {
                 resolve(format!("providers[{p}].keys[{i}]"), key)?;
             }
         }
+        // A PostgreSQL URL carries a password.
+        resolve("database".into(), &mut self.database)?;
         Ok(())
     }
 

@@ -206,4 +206,10 @@ fn a_postgres_url_is_shown_without_its_credentials() {
     assert!(!c.node_id().contains("s3cret"));
     let c = load("database = \"sqlite://x.db\"\n").unwrap();
     assert_eq!(c.database_label(), "sqlite://x.db");
+    let c = load_env(
+        "database = \"env:GENQ_DB_URL\"\n",
+        &[("GENQ_DB_URL", "postgres://genq:pw@db/genq")],
+    )
+    .unwrap();
+    assert_eq!(c.database, "postgres://genq:pw@db/genq");
 }
