@@ -38,21 +38,26 @@ pub trait Handler: Send + Sync + 'static {
     /// Run the attempt: a result, a task to wait for, or a classified failure.
     async fn run(&self, attempt: Attempt) -> Result<Reply, Failure>;
 
-    /// `Some(wait)` while the handler cannot take new attempts (no usable key, or its
-    /// provider's `max_concurrent` is reached): the pool leaves its jobs queued meanwhile.
+    /// `Some(wait)` while the handler cannot take new attempts (no usable key): the pool
+    /// leaves its jobs queued meanwhile.
     fn blocked_for(&self) -> Option<Duration> {
         None
     }
 
+    /// Whether [`Handler::room`] can ever be bounded.
+    fn bounded(&self) -> bool {
+        false
+    }
+
     /// How many more attempts may start now, if that is bounded (a `task` provider's
     /// `max_concurrent`); the pool claims no more than that.
-    fn room(&self) -> Option<usize> {
+    async fn room(&self) -> Option<usize> {
         None
     }
 
     /// The pool took `job_id` (a new attempt or a poll); called before the next claim, so that
     /// [`Handler::room`] already counts it.
-    fn claimed(&self, _job_id: &str) {}
+    async fn claimed(&self, _job_id: &str) {}
 
     /// Whether this handler ever answers [`Reply::Wait`]; the pool claims polls for it.
     fn parks(&self) -> bool {

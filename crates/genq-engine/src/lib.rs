@@ -197,13 +197,13 @@ impl Shared {
     }
 
     /// What the worker pool may claim now: kinds this process runs in-process whose handler
-    /// is not blocked (no usable key, or `max_concurrent` reached).
-    pub fn claimable_kinds(&self) -> Claimable {
+    /// is not blocked (no usable key), split by whether their room is bounded.
+    pub(crate) fn claimable_kinds(&self) -> Claimable {
         let mut c = Claimable::default();
         for (name, k) in &self.kinds {
             let Some(handler) = &k.handler else { continue };
             match handler.blocked_for() {
-                None if handler.room().is_some() => c.bounded.push(name.clone()),
+                None if handler.bounded() => c.bounded.push(name.clone()),
                 None => c.unbounded.push(name.clone()),
                 Some(wait) => c.blocked_for = Some(c.blocked_for.map_or(wait, |b| b.min(wait))),
             }
@@ -214,18 +214,17 @@ impl Shared {
     }
 
     /// How many more attempts of `kind` may start now.
-    pub(crate) fn room(&self, kind: &str) -> usize {
-        self.kinds
-            .get(kind)
-            .and_then(|k| k.handler.as_ref())
-            .and_then(|h| h.room())
-            .unwrap_or(usize::MAX)
+    pub(crate) async fn room(&self, kind: &str) -> usize {
+        match self.kinds.get(kind).and_then(|k| k.handler.as_ref()) {
+            Some(h) => h.room().await.unwrap_or(usize::MAX),
+            None => usize::MAX,
+        }
     }
 
     /// Tell a job's handler that the pool took it (for its in-flight count).
-    pub(crate) fn claimed(&self, job: &genq_core::Job) {
+    pub(crate) async fn claimed(&self, job: &genq_core::Job) {
         if let Some(h) = self.kinds.get(&job.kind).and_then(|k| k.handler.as_ref()) {
-            h.claimed(&job.id);
+            h.claimed(&job.id).await;
         }
     }
 
@@ -314,13 +313,19 @@ impl Engine {
         config: &Config,
         settings: EngineSettings,
     ) -> Result<Engine, SetupError> {
-        // Rate budgets in the database when it keeps them, so they hold across processes.
+        // Rate budgets and concurrency slots in the database when it keeps them, so that they
+        // hold across processes.
         let budgets: Arc<dyn providers::pace::Budgets> =
             match providers::pace::StoreBudgets::new(store.clone()).await {
                 Some(shared) => Arc::new(shared),
                 None => Arc::new(providers::pace::LocalBudgets::default()),
             };
-        let providers = providers::build(config, budgets)?;
+        let slots: Arc<dyn providers::slots::Slots> =
+            match providers::slots::StoreSlots::new(store.clone()).await {
+                Some(shared) => Arc::new(shared),
+                None => Arc::new(providers::slots::LocalSlots::default()),
+            };
+        let providers = providers::build(config, budgets, slots)?;
         // Attempts are also bounded by `job_processing_timeout_seconds`, read at run time.
         let max = Duration::from_secs(24 * 3600);
         let kinds = config

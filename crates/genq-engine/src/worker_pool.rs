@@ -257,20 +257,20 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             }
         }
         for job in &jobs {
-            shared.claimed(job);
+            shared.claimed(job).await;
         }
         // Kinds whose provider has room for only so many more: one claim each, no bigger than
         // that room, so that a claim never takes a job it would have to hand back.
         for kind in &claimable.bounded {
             let free = permits.len() - jobs.len();
-            let room = shared.room(kind).min(free);
+            let room = shared.room(kind).await.min(free);
             if room == 0 {
                 continue;
             }
             match shared.store.claim(request(vec![kind.clone()], room)).await {
                 Ok(claimed) => {
                     for job in &claimed {
-                        shared.claimed(job);
+                        shared.claimed(job).await;
                     }
                     jobs.extend(claimed);
                 }

@@ -332,6 +332,29 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Take (or renew) one of `max` slots of `name` for `holder`, for `ttl` unless freed
+    /// sooner: a provider's `max_concurrent` held by every process sharing the database.
+    /// `None` if the backend keeps no slots (SQLite: one process, which counts in memory).
+    async fn take_slot(
+        &self,
+        _name: &str,
+        _holder: &str,
+        _max: u32,
+        _ttl: std::time::Duration,
+    ) -> Result<Option<bool>> {
+        Ok(None)
+    }
+
+    /// Give back a slot taken with [`Store::take_slot`].
+    async fn free_slot(&self, _name: &str, _holder: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// How many slots of `name` are held (`None`: see [`Store::take_slot`]).
+    async fn slots_in_use(&self, _name: &str) -> Result<Option<u32>> {
+        Ok(None)
+    }
+
     /// Hold `node_id` for as long as the returned guard lives, if no other live process holds
     /// it; `None` if one does. A process takes back the leases of its node id at start, so two
     /// live processes must never share one.

@@ -3,7 +3,7 @@
 
 use crate::serve::{load_config, open_store};
 use genq_config::{Config, ProviderType};
-use genq_engine::providers::{self, pace::LocalBudgets, upstream::Upstream};
+use genq_engine::providers::{self, pace::LocalBudgets, slots::LocalSlots, upstream::Upstream};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -43,7 +43,11 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
             .to_string())
     ));
     database(&config, &mut r).await;
-    let built = providers::build(&config, Arc::new(LocalBudgets::default()));
+    let built = providers::build(
+        &config,
+        Arc::new(LocalBudgets::default()),
+        Arc::new(LocalSlots::default()),
+    );
     match built {
         Err(e) => r.fail(&format!("providers: {e}")),
         Ok(built) => {

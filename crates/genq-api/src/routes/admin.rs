@@ -109,7 +109,7 @@ pub async fn providers(
 ) -> ApiResult<Json<ProvidersView>> {
     caller.require_admin()?;
     Ok(Json(ProvidersView {
-        providers: state.engine.providers().views(),
+        providers: state.engine.providers().views().await,
     }))
 }
 
@@ -133,6 +133,7 @@ pub async fn enable_key(
         .engine
         .providers()
         .enable_key(&name, &label)
+        .await
         .map_err(|what| {
             ApiError::new(
                 Code::NotFound,

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod http;
 pub mod keys;
 pub mod pace;
+pub mod slots;
 pub mod task;
 pub mod upstream;
 
@@ -20,7 +21,6 @@ use crate::{Handler, SetupError};
 use genq_config::{Config, ProviderType};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use upstream::{ProviderView, Upstream};
 
 /// The providers of one process.
@@ -33,12 +33,20 @@ pub struct Providers {
 }
 
 impl Providers {
-    pub fn views(&self) -> Vec<ProviderView> {
-        self.upstreams.iter().map(|u| u.view()).collect()
+    pub async fn views(&self) -> Vec<ProviderView> {
+        let mut views = Vec::with_capacity(self.upstreams.len());
+        for u in &self.upstreams {
+            views.push(u.view().await);
+        }
+        views
     }
 
     /// An admin's re-enable of a disabled key. `Err` says which name was unknown.
-    pub fn enable_key(&self, provider: &str, label: &str) -> Result<ProviderView, &'static str> {
+    pub async fn enable_key(
+        &self,
+        provider: &str,
+        label: &str,
+    ) -> Result<ProviderView, &'static str> {
         let upstream = self
             .upstreams
             .iter()
@@ -47,12 +55,17 @@ impl Providers {
         if !upstream.keys.enable(label) {
             return Err("key");
         }
-        Ok(upstream.view())
+        Ok(upstream.view().await)
     }
 }
 
-/// Build every provider of the config, with rate budgets kept in `budgets`.
-pub fn build(config: &Config, budgets: Arc<dyn pace::Budgets>) -> Result<Providers, SetupError> {
+/// Build every provider of the config, with rate budgets kept in `budgets` and
+/// `max_concurrent` in `slots`.
+pub fn build(
+    config: &Config,
+    budgets: Arc<dyn pace::Budgets>,
+    slots: Arc<dyn slots::Slots>,
+) -> Result<Providers, SetupError> {
     let setup = |key: String| move |message: String| SetupError { key, message };
     let mut demo: HashMap<&str, Arc<demo::DemoProvider>> = HashMap::new();
     let mut upstreams: HashMap<&str, Arc<Upstream>> = HashMap::new();
@@ -65,12 +78,8 @@ pub fn build(config: &Config, budgets: Arc<dyn pace::Budgets>) -> Result<Provide
                 demo.insert(&p.name, Arc::new(provider));
             }
             ProviderType::Http | ProviderType::Task => {
-                // A task job not polled for this long was canceled or moved elsewhere: it no
-                // longer counts toward `max_concurrent`.
-                let stale = p.max_wait.unwrap_or(Duration::from_secs(600)) * 2
-                    + p.poll_interval.unwrap_or(Duration::from_secs(5)) * 4;
                 let upstream = Arc::new(
-                    Upstream::from_config(p, budgets.clone(), stale)
+                    Upstream::from_config(p, budgets.clone(), slots.clone())
                         .map_err(setup(format!("providers[{i}]")))?,
                 );
                 upstreams.insert(&p.name, upstream.clone());

@@ -92,18 +92,18 @@ impl TaskKind {
     }
 
     /// Turn an answer into the attempt's next step.
-    fn step(&self, job_id: &str, task_id: String, answer: &Value) -> Result<Reply, Failure> {
+    async fn step(&self, job_id: &str, task_id: String, answer: &Value) -> Result<Reply, Failure> {
         match self.progress(answer) {
             Progress::Pending => Ok(Reply::Wait {
                 task_id,
                 poll_in: self.api.poll_interval,
             }),
             Progress::Succeeded(result) => {
-                self.upstream.task_ended(job_id);
+                self.upstream.task_ended(job_id).await;
                 Ok(Reply::Done(result))
             }
             Progress::Failed => {
-                self.upstream.task_ended(job_id);
+                self.upstream.task_ended(job_id).await;
                 let body = answer.to_string();
                 let class = self
                     .upstream
@@ -122,7 +122,7 @@ impl TaskKind {
     }
 
     async fn create(&self, attempt: &Attempt) -> Result<Reply, Failure> {
-        if !self.upstream.task_started(&attempt.job_id, true) {
+        if !self.upstream.task_started(&attempt.job_id).await {
             return Err(Failure::new(
                 ErrorClass::RateLimited,
                 format!("{} has max_concurrent tasks in flight", self.upstream.name),
@@ -138,7 +138,7 @@ impl TaskKind {
         let answer = match self.upstream.call(attempt, call).await {
             Ok(answer) => answer,
             Err(failure) => {
-                self.upstream.task_ended(&attempt.job_id);
+                self.upstream.task_ended(&attempt.job_id).await;
                 return Err(failure);
             }
         };
@@ -147,7 +147,7 @@ impl TaskKind {
             .map(text)
             .filter(|id| !id.is_empty())
         else {
-            self.upstream.task_ended(&attempt.job_id);
+            self.upstream.task_ended(&attempt.job_id).await;
             return Err(Failure::new(
                 ErrorClass::Temporary,
                 format!(
@@ -159,11 +159,13 @@ impl TaskKind {
             ));
         };
         tracing::debug!(job_id = %attempt.job_id, task_id = %task_id, "provider task created");
-        self.step(&attempt.job_id, task_id, &answer)
+        self.step(&attempt.job_id, task_id, &answer).await
     }
 
     async fn poll(&self, attempt: &Attempt, task_id: String) -> Result<Reply, Failure> {
-        self.upstream.task_started(&attempt.job_id, false);
+        // Renews the task's slot (or takes it again after a restart); a poll goes ahead either
+        // way: the task exists.
+        self.upstream.task_started(&attempt.job_id).await;
         let path = self.api.status_path.replace("{task_id}", &task_id);
         let call = Call {
             method: reqwest::Method::GET,
@@ -177,7 +179,7 @@ impl TaskKind {
                 .unwrap_or_default()
         });
         let reply = match self.upstream.call(attempt, call).await {
-            Ok(answer) => self.step(&attempt.job_id, task_id.clone(), &answer)?,
+            Ok(answer) => self.step(&attempt.job_id, task_id.clone(), &answer).await?,
             // A poll that did not get through says nothing about the task: poll again, never
             // create a new one.
             Err(f)
@@ -195,12 +197,12 @@ impl TaskKind {
                 }
             }
             Err(f) => {
-                self.upstream.task_ended(&attempt.job_id);
+                self.upstream.task_ended(&attempt.job_id).await;
                 return Err(f);
             }
         };
         if matches!(reply, Reply::Wait { .. }) && waited >= self.api.max_wait {
-            self.upstream.task_ended(&attempt.job_id);
+            self.upstream.task_ended(&attempt.job_id).await;
             return Err(Failure::new(
                 ErrorClass::Timeout,
                 format!(
@@ -227,12 +229,16 @@ impl Handler for TaskKind {
         self.upstream.blocked_for().map(|(wait, _)| wait)
     }
 
-    fn room(&self) -> Option<usize> {
-        self.upstream.task_room()
+    fn bounded(&self) -> bool {
+        self.upstream.task_room_bounded()
     }
 
-    fn claimed(&self, job_id: &str) {
-        self.upstream.task_started(job_id, false);
+    async fn room(&self) -> Option<usize> {
+        self.upstream.task_room().await
+    }
+
+    async fn claimed(&self, job_id: &str) {
+        self.upstream.task_started(job_id).await;
     }
 
     fn parks(&self) -> bool {

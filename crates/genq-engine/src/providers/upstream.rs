@@ -5,24 +5,26 @@
 use super::classify::{Rules, class_of_status, excerpt, exhausted_for, retry_after};
 use super::keys::{Key, KeyPool, KeyView};
 use super::pace::{Bucket, Budgets};
+use super::slots::Slots;
 use crate::handler::Attempt;
 use genq_config::{Provider, ProviderType};
 use genq_core::{ErrorClass, Failure};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// Most bytes of a provider's body kept in `error.detail`.
 const DETAIL_BYTES: usize = 1000;
 
-/// Longest a request waits in its slot for its turn in a rate budget; beyond that it goes back
-/// to the queue as a free `rate_limited` wait, so a slot is never held for long.
-const MAX_PACE_WAIT: Duration = Duration::from_secs(10);
+/// Longest a request waits in its slot for its turn in a rate budget (or for a slot under
+/// `max_concurrent`); beyond that it gives its reservation back and returns to the queue as a
+/// free `rate_limited` wait until its turn, so that an attempt never sits in a worker slot for
+/// long: slots stay free for other providers' jobs, and a worker that dies loses no attempt
+/// that was only waiting.
+const MAX_PACE_WAIT: Duration = Duration::from_secs(2);
 
 pub struct Upstream {
     pub name: String,
@@ -37,13 +39,10 @@ pub struct Upstream {
     key_rpm: Vec<Option<Bucket>>,
     key_tpm: Vec<Option<Bucket>>,
     max_concurrent: Option<u32>,
-    /// `http`: requests in flight, bounded by `max_concurrent`.
-    requests: Option<Arc<Semaphore>>,
-    /// `task`: tasks in flight by job id (created, not yet ended), with when each was last
-    /// seen; bounded by `max_concurrent`. Entries not seen for `stale_after` (a job canceled
-    /// while parked) are dropped.
-    tasks: Mutex<HashMap<String, Instant>>,
-    stale_after: Duration,
+    /// `max_concurrent` as slots: of requests (`http`) or of tasks in flight (`task`).
+    slots: Arc<dyn Slots>,
+    /// How long a slot outlives a holder that never gives it back (a crash).
+    slot_ttl: Duration,
     rules: Rules,
     pub in_flight: AtomicU64,
 }
@@ -79,11 +78,20 @@ impl Upstream {
     pub fn from_config(
         p: &Provider,
         budgets: Arc<dyn Budgets>,
-        stale_after: Duration,
+        slots: Arc<dyn Slots>,
     ) -> Result<Upstream, String> {
         let base_url = p.base_url.clone().ok_or("needs base_url")?;
+        let timeout = p.timeout.unwrap_or(Duration::from_secs(60));
+        // A request's slot lasts as long as the request may; a task's from one poll to the
+        // next, with room for a poll that is retried after its lease.
+        let slot_ttl = match p.kind {
+            ProviderType::Task => {
+                p.poll_interval.unwrap_or(Duration::from_secs(5)) * 2 + Duration::from_secs(120)
+            }
+            _ => timeout + Duration::from_secs(30),
+        };
         let client = reqwest::Client::builder()
-            .timeout(p.timeout.unwrap_or(Duration::from_secs(60)))
+            .timeout(timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let keys = KeyPool::new(
@@ -102,13 +110,9 @@ impl Upstream {
             tpm: Bucket::new(format!("{}/tpm", p.name), p.tokens_per_minute),
             key_rpm: per_key("rpm", p.key_requests_per_minute),
             key_tpm: per_key("tpm", p.key_tokens_per_minute),
-            requests: match (p.kind, p.max_concurrent) {
-                (ProviderType::Http, Some(n)) => Some(Arc::new(Semaphore::new(n as usize))),
-                _ => None,
-            },
             max_concurrent: p.max_concurrent,
-            tasks: Mutex::new(HashMap::new()),
-            stale_after,
+            slots,
+            slot_ttl,
             rules: Rules::new(&p.error_rules)?,
             name: p.name.clone(),
             kind: p.kind,
@@ -124,60 +128,58 @@ impl Upstream {
         &self.rules
     }
 
-    /// Why new attempts cannot start now, and for how long at most.
+    /// Why new attempts cannot start now (no usable key), and for how long at most.
     pub fn blocked_for(&self) -> Option<(Duration, String)> {
-        if let Some(wait) = self.keys.blocked_for() {
-            let why = self.keys.pick().err().map_or_else(String::new, |(_, w)| w);
-            return Some((wait, format!("no usable key: {why}")));
-        }
-        if self.kind == ProviderType::Task
-            && let Some(max) = self.max_concurrent
-            && self.tasks_in_flight() >= max as usize
-        {
-            return Some((
-                Duration::from_secs(1),
-                format!("{max} tasks in flight (max_concurrent)"),
-            ));
-        }
-        None
+        let wait = self.keys.blocked_for()?;
+        let why = self.keys.pick().err().map_or_else(String::new, |(_, w)| w);
+        Some((wait, format!("no usable key: {why}")))
     }
 
-    fn tasks_in_flight(&self) -> usize {
-        let mut tasks = self.tasks.lock().unwrap();
-        let now = Instant::now();
-        tasks.retain(|_, seen| now.duration_since(*seen) < self.stale_after);
-        tasks.len()
+    fn tasks(&self) -> String {
+        format!("{}/tasks", self.name)
     }
 
-    /// Count a task job in flight (at create, and at each poll, so that tasks parked before a
-    /// restart count again once polled). `false` if `max_concurrent` is reached.
-    pub fn task_started(&self, job_id: &str, new: bool) -> bool {
-        let in_flight = self.tasks_in_flight();
-        let mut tasks = self.tasks.lock().unwrap();
-        if new
-            && !tasks.contains_key(job_id)
-            && self
-                .max_concurrent
-                .is_some_and(|max| in_flight >= max as usize)
-        {
-            return false;
+    /// Hold a slot for a task job (at create, and again at each poll, which renews it).
+    /// `false` if `max_concurrent` tasks are in flight.
+    pub async fn task_started(&self, job_id: &str) -> bool {
+        match self.max_concurrent {
+            Some(max) => {
+                self.slots
+                    .take(&self.tasks(), job_id, max, self.slot_ttl)
+                    .await
+            }
+            None => true,
         }
-        tasks.insert(job_id.to_string(), Instant::now());
-        true
+    }
+
+    pub fn task_room_bounded(&self) -> bool {
+        self.max_concurrent.is_some()
     }
 
     /// How many more tasks may start under `max_concurrent`, if it is set.
-    pub fn task_room(&self) -> Option<usize> {
+    pub async fn task_room(&self) -> Option<usize> {
         let max = self.max_concurrent? as usize;
-        Some(max.saturating_sub(self.tasks_in_flight()))
+        Some(max.saturating_sub(self.slots.in_use(&self.tasks()).await))
     }
 
-    pub fn task_ended(&self, job_id: &str) {
-        self.tasks.lock().unwrap().remove(job_id);
+    pub async fn task_ended(&self, job_id: &str) {
+        if self.max_concurrent.is_some() {
+            self.slots.free(&self.tasks(), job_id).await;
+        }
     }
 
-    pub fn view(&self) -> ProviderView {
-        let why = self.blocked_for().map(|(_, why)| why);
+    pub async fn view(&self) -> ProviderView {
+        let mut why = self.blocked_for().map(|(_, why)| why);
+        let tasks_in_flight = match self.kind {
+            ProviderType::Task => Some(self.slots.in_use(&self.tasks()).await as u64),
+            _ => None,
+        };
+        if let (Some(n), Some(max)) = (tasks_in_flight, self.max_concurrent)
+            && why.is_none()
+            && n >= max as u64
+        {
+            why = Some(format!("{max} tasks in flight (max_concurrent)"));
+        }
         ProviderView {
             name: self.name.clone(),
             kind: match self.kind {
@@ -188,8 +190,7 @@ impl Upstream {
             state: if why.is_some() { "waiting" } else { "ok" },
             why,
             in_flight: self.in_flight.load(Relaxed),
-            tasks_in_flight: (self.kind == ProviderType::Task)
-                .then(|| self.tasks_in_flight() as u64),
+            tasks_in_flight,
             requests_per_minute: self.rpm.as_ref().map(|b| b.per_minute),
             tokens_per_minute: self.tpm.as_ref().map(|b| b.per_minute),
             max_concurrent: self.max_concurrent,
@@ -217,9 +218,43 @@ impl Upstream {
         }
     }
 
-    /// Send one request with a usable key, paced by the rate budgets; the answer's JSON, or a
-    /// classified failure. Key states and budgets learn from the answer.
+    /// Send one request with a usable key, within `max_concurrent` (`http`) and paced by the
+    /// rate budgets; the answer's JSON, or a classified failure. Key states and budgets learn
+    /// from the answer.
     pub async fn call(&self, attempt: &Attempt, call: Call<'_>) -> Result<Value, Failure> {
+        let Some(max) = self
+            .max_concurrent
+            .filter(|_| self.kind == ProviderType::Http)
+        else {
+            return self.paced(attempt, call).await;
+        };
+        let name = format!("{}/requests", self.name);
+        let holder = format!(
+            "{}:{}:{}",
+            attempt.job_id,
+            attempt.attempt,
+            genq_core::ids::new_id()
+        );
+        let deadline = Instant::now() + MAX_PACE_WAIT;
+        while !self.slots.take(&name, &holder, max, self.slot_ttl).await {
+            if Instant::now() >= deadline {
+                return Err(Failure::new(
+                    ErrorClass::RateLimited,
+                    format!(
+                        "{} has max_concurrent = {max} requests in flight",
+                        self.name
+                    ),
+                )
+                .with_retry_after(Some(Duration::from_secs(1))));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let answer = self.paced(attempt, call).await;
+        self.slots.free(&name, &holder).await;
+        answer
+    }
+
+    async fn paced(&self, attempt: &Attempt, call: Call<'_>) -> Result<Value, Failure> {
         // No usable key: wait like a 429 would, without calling anyone.
         let key = self.keys.pick().map_err(|(wait, why)| {
             Failure::new(
@@ -234,10 +269,6 @@ impl Upstream {
             .iter()
             .position(|k| std::ptr::eq(k, key))
             .expect("picked from the pool");
-        let _permit = match &self.requests {
-            Some(s) => Some(s.clone().acquire_owned().await.expect("never closed")),
-            None => None,
-        };
         let buckets = self.buckets(index, call.tokens);
         let mut wait = Duration::ZERO;
         for (bucket, amount) in &buckets {

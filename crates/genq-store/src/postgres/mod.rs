@@ -140,6 +140,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "rate_budgets",
         include_str!("../../migrations/postgres/0002_rate_budgets.sql"),
     ),
+    (
+        3,
+        "concurrency_slots",
+        include_str!("../../migrations/postgres/0003_concurrency_slots.sql"),
+    ),
 ];
 
 fn migrator() -> sqlx::migrate::Migrator {
@@ -914,6 +919,50 @@ impl Store for PgStore {
             BudgetOp::Reserve(_) => Duration::from_micros(wait.max(0) as u64),
             _ => Duration::ZERO,
         }))
+    }
+
+    async fn take_slot(
+        &self,
+        name: &str,
+        holder: &str,
+        max: u32,
+        ttl: Duration,
+    ) -> Result<Option<bool>> {
+        let ttl_us = ttl.as_micros().min(i64::MAX as u128) as i64;
+        let taken = transaction!(self, |c| async {
+            sqlx::query(sql!("slot_lock"))
+                .bind(name)
+                .execute(&mut *c)
+                .await?;
+            let taken: Option<bool> = sqlx::query_scalar(sql!("slot_take"))
+                .bind(name)
+                .bind(holder)
+                .bind(max as i64)
+                .bind(ttl_us)
+                .fetch_optional(&mut *c)
+                .await?;
+            Ok::<_, PgError>(taken.is_some())
+        })?;
+        Ok(Some(taken))
+    }
+
+    async fn free_slot(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query(sql!("slot_free"))
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
+    async fn slots_in_use(&self, name: &str) -> Result<Option<u32>> {
+        let n: i64 = sqlx::query_scalar(sql!("slots_in_use"))
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(Some(n as u32))
     }
 
     async fn enqueue(&self, jobs: NewJobs) -> Result<Enqueued> {
