@@ -1,5 +1,6 @@
-//! Provider rate budgets kept in PostgreSQL are one budget for every process: reservations
-//! from two stores (two processes) queue up one after the other on the database's clock.
+//! Provider rate budgets and `max_concurrent` slots kept in PostgreSQL are one for every
+//! process: reservations from two stores (two processes) queue up one after the other on the
+//! database's clock, and slots taken by one count for the other.
 
 use genq_engine::providers::pace::{Bucket, Budgets, SAFETY, StoreBudgets};
 use genq_store::PgStore;
@@ -44,4 +45,42 @@ async fn two_processes_spend_one_budget() {
     b.hold(&other, Duration::from_secs(30)).await;
     let held = a.reserve(&other, 1.0).await;
     assert!(held > Duration::from_secs(29), "{held:?}");
+}
+
+/// `max_concurrent` slots in PostgreSQL are one bound for every process; an expired slot (its
+/// holder died) frees itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_max_concurrent() {
+    use genq_engine::providers::slots::{Slots, StoreSlots};
+    let options = fresh_options().await;
+    let a: Arc<dyn genq_store::Store> =
+        Arc::new(PgStore::connect_with(options.clone(), 2).await.unwrap());
+    let b: Arc<dyn genq_store::Store> = Arc::new(PgStore::connect_with(options, 2).await.unwrap());
+    let a = StoreSlots::new(a).await.expect("PostgreSQL keeps slots");
+    let b = StoreSlots::new(b).await.expect("PostgreSQL keeps slots");
+    let ttl = Duration::from_secs(60);
+    assert!(a.take("video/tasks", "job-1", 2, ttl).await);
+    assert!(b.take("video/tasks", "job-2", 2, ttl).await);
+    assert!(
+        !a.take("video/tasks", "job-3", 2, ttl).await,
+        "two of two held"
+    );
+    assert!(
+        b.take("video/tasks", "job-1", 2, ttl).await,
+        "a holder renews its own"
+    );
+    assert_eq!(
+        (a.in_use("video/tasks").await, b.in_use("video/tasks").await),
+        (2, 2)
+    );
+    b.free("video/tasks", "job-1").await;
+    assert!(a.take("video/tasks", "job-3", 2, ttl).await);
+    // A slot whose holder never gives it back expires.
+    assert!(
+        a.take("fake/requests", "dead", 1, Duration::from_millis(200))
+            .await
+    );
+    assert!(!b.take("fake/requests", "alive", 1, ttl).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(b.take("fake/requests", "alive", 1, ttl).await);
 }
