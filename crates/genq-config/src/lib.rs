@@ -132,9 +132,10 @@ pub struct Sqlite {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Postgres {
-    /// LISTEN/NOTIFY wake-ups between processes. Turn off behind a pooler in transaction mode
-    /// (PgBouncer), where LISTEN does not work; processes then find work by the fallback poll
-    /// (`worker.poll_interval`).
+    /// LISTEN/NOTIFY wake-ups between processes. Turn off where NOTIFY does not reach;
+    /// processes then find work by the fallback poll (`worker.poll_interval`). genq needs a
+    /// session (node ids are session advisory locks): connect directly or through a pooler in
+    /// session mode.
     pub notify: bool,
     /// Connections per process.
     pub max_connections: u32,

@@ -37,7 +37,8 @@ macro_rules! conformance_tests {
             enqueue_checks_every_limit_before_writing, credits_are_debited_and_refunded_once,
             admin_retry_debits_again, user_max_running_holds_across_claims,
             parked_task_jobs_are_polled_when_due, a_poll_that_dies_is_taken_again,
-            a_new_attempt_forgets_the_old_task, parked_jobs_can_be_canceled);
+            a_new_attempt_forgets_the_old_task, parked_jobs_can_be_canceled,
+            a_batch_naming_a_job_twice_applies_once);
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
         proptest::proptest! {
@@ -1251,4 +1252,41 @@ pub async fn parked_jobs_can_be_canceled(store: DynStore) {
     assert!(polls.jobs.is_empty() && polls.next_due.is_none());
     let user = store.user("u1", &ctx()).await.unwrap();
     assert_eq!(user.running, 0);
+}
+
+/// One `finish` call naming a job twice (a stale outcome and the current one, or the same one
+/// twice) applies exactly one of them, the one whose fence holds, and books it once.
+pub async fn a_batch_naming_a_job_twice_applies_once(store: DynStore) {
+    let mut req = new_jobs("u1", 2);
+    req.cost = 3;
+    store.enqueue(req).await.unwrap();
+    let jobs = claim(&store, 2).await;
+    let (a, b) = (&jobs[0], &jobs[1]);
+    let mut stale = finish(a, success(), t0());
+    stale.lease.token = "an-older-attempt".into();
+    let failed = Outcome::Failed {
+        error: error(ErrorClass::UserError),
+    };
+    let applied = store
+        .finish(vec![stale, finish(a, failed.clone(), t0())])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![false, true]);
+    assert_eq!(store.job(&a.id).await.unwrap().state, JobState::Failed);
+    let applied = store
+        .finish(vec![
+            finish(b, failed.clone(), t0()),
+            finish(b, failed, t0()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true, false]);
+    let user = store.user("u1", &ctx()).await.unwrap();
+    assert_eq!((user.running, user.unfinished), (0, 0));
+    let (entries, _) = store.ledger("u1", None, 50).await.unwrap();
+    let refunds = entries
+        .iter()
+        .filter(|e| e.kind == genq_core::LedgerKind::Refund)
+        .count();
+    assert_eq!(refunds, 2, "one refund per failed job");
 }

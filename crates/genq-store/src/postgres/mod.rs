@@ -68,7 +68,7 @@ macro_rules! transaction {
 pub struct PgStore {
     pool: PgPool,
     options: PgConnectOptions,
-    /// Send and listen for LISTEN/NOTIFY hints (off behind a transaction-mode pooler).
+    /// Send and listen for LISTEN/NOTIFY hints.
     notify: bool,
 }
 
@@ -118,7 +118,7 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Without LISTEN/NOTIFY: for a pooler in transaction mode, where LISTEN does not work.
+    /// Without LISTEN/NOTIFY hints: every service finds work by its fallback poll.
     pub fn without_notify(mut self) -> PgStore {
         self.notify = false;
         self
@@ -480,6 +480,14 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
     let mut applied = vec![false; finishes.len()];
     let mut t = Transitions::default();
     let mut front_tag = None;
+    // Every row of the batch, parked ones too, locked in id order before any is written.
+    let all: Vec<&str> = finishes.iter().map(|f| f.lease.job_id.as_str()).collect();
+    sqlx::query(sql!("jobs_lock"))
+        .bind(&all)
+        .execute(&mut *c)
+        .await?;
+    // Positions in `t` of each entry that goes to job_finish_many, by its position here.
+    let mut entries = Vec::new();
     for (i, f) in finishes.iter().enumerate() {
         let now = micros(f.now);
         let (mut result, mut error, mut run_at, mut fair_tag) = (None, None, None, None);
@@ -525,6 +533,7 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
                 finished_at = Some(now);
             }
         }
+        entries.push(i);
         t.id.push(&f.lease.job_id);
         t.token.push(&f.lease.token);
         t.expired_before.push(f.only_if_expired_before.map(micros));
@@ -542,7 +551,7 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
     if t.id.is_empty() {
         return Ok(applied);
     }
-    let done: std::collections::HashSet<String> = sqlx::query_scalar(sql!("job_finish_many"))
+    let done: Vec<i64> = sqlx::query_scalar(sql!("job_finish_many"))
         .bind(&t.id)
         .bind(&t.token)
         .bind(&t.expired_before)
@@ -557,15 +566,12 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
         .bind(&t.finished_at)
         .bind(&t.now)
         .fetch_all(&mut *c)
-        .await?
-        .into_iter()
-        .collect();
+        .await?;
     let mut transitions = Vec::new();
-    for (i, f) in finishes.iter().enumerate() {
-        if !matches!(f.outcome, Outcome::Parked { .. }) && done.contains(&f.lease.job_id) {
-            applied[i] = true;
-            transitions.push(f);
-        }
+    for ord in done {
+        let i = entries[ord as usize - 1];
+        applied[i] = true;
+        transitions.push(&finishes[i]);
     }
     // All their users locked at once, in id order, before any is written: a refund of one
     // user and the counters of another then never take their locks out of order.
@@ -684,6 +690,8 @@ async fn job_accounting(
 
 async fn cancel(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Result<Job, PgError> {
     let (from, owner) = job_accounting(c, id).await?;
+    // The user's row before anything of theirs is written (usage, ledger, counters).
+    accounts::user_locked(c, &owner.user_id).await?;
     if !from.is_cancelable() {
         return Err(StoreError::Conflict(format!(
             "job {id} is {from}; only unfinished jobs can be canceled"
@@ -711,10 +719,10 @@ async fn admin_retry(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Resu
         .into());
     }
     let series = owner.series + 1;
+    // The user's row before anything of theirs is written (fair queue, ledger, counters).
+    let user = accounts::user_locked(c, &owner.user_id).await?;
     if owner.cost > 0 {
-        let balance = accounts::user_locked(c, &owner.user_id)
-            .await?
-            .map_or(0, |u| u.credits);
+        let balance = user.map_or(0, |u| u.credits);
         if balance < owner.cost {
             return Err(StoreError::Rejected(Rejection::InsufficientCredits {
                 needed: owner.cost,
@@ -894,8 +902,11 @@ impl Store for PgStore {
         let mut conn = PgConnection::connect_with(&self.options)
             .await
             .map_err(db_error)?;
-        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-            .bind(format!("genq node {node_id}"))
+        // The schema is part of the key: deployments sharing one database stay apart.
+        let held: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_lock(hashtextextended('genq node ' || current_schema() || ' ' || $1, 0))",
+        )
+            .bind(node_id)
             .fetch_one(&mut conn)
             .await
             .map_err(db_error)?;
@@ -994,24 +1005,26 @@ impl Store for PgStore {
         }
         let ids: Vec<&str> = leases.iter().map(|l| l.job_id.as_str()).collect();
         let tokens: Vec<&str> = leases.iter().map(|l| l.token.as_str()).collect();
-        let renewed = sqlx::query(sql!("job_heartbeat"))
-            .bind(&ids)
-            .bind(&tokens)
-            .bind(micros(lease_until))
-            .bind(micros(now))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-        renewed
-            .iter()
-            .map(|r| {
-                Ok(LeaseRef {
-                    job_id: r.try_get(0)?,
-                    token: r.try_get(1)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db_error)
+        transaction!(self, |c| async {
+            let renewed = sqlx::query(sql!("job_heartbeat"))
+                .bind(&ids)
+                .bind(&tokens)
+                .bind(micros(lease_until))
+                .bind(micros(now))
+                .fetch_all(c)
+                .await?;
+            Ok::<_, PgError>(
+                renewed
+                    .iter()
+                    .map(|r| {
+                        Ok(LeaseRef {
+                            job_id: r.try_get(0)?,
+                            token: r.try_get(1)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?,
+            )
+        })
     }
 
     async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>> {
@@ -1106,15 +1119,9 @@ impl Store for PgStore {
 
     async fn batch_job_ids(&self, batch_id: &str) -> Result<Vec<String>> {
         let mut c = self.pool.acquire().await.map_err(db_error)?;
-        let ids = batch_job_ids(&mut c, batch_id)
+        batch_job_ids(&mut c, batch_id)
             .await
-            .map_err(PgError::into_store)?;
-        if ids.is_empty() {
-            batch_by_id(&mut c, batch_id)
-                .await
-                .map_err(PgError::into_store)?;
-        }
-        Ok(ids)
+            .map_err(PgError::into_store)
     }
 
     async fn stats(&self, now: DateTime<Utc>) -> Result<Stats> {

@@ -1,6 +1,8 @@
 -- Transitions out of `running` for many jobs in one statement, each fenced by its lease token
--- (and, for the rescuer, by expiry); the ids it applied to. The rows are locked in id order
--- first, the order every multi-row write of jobs uses. Arrays, one element per job:
+-- (and, for the rescuer, by expiry); the positions (1-based) of the entries it applied. The
+-- rows are locked in id order first, the order every multi-row write of jobs uses, and the
+-- fence is checked by that locking read, so it sees a concurrent writer's commit. If one job
+-- appears twice, the first entry whose fence holds applies. Arrays, one element per entry:
 -- $1 id, $2 token, $3 expired_before, $4 state, $5 result, $6 error_class, $7 error_detail,
 -- $8 run_at, $9 fair_tag, $10 uses_retry, $11 rate_limit_wait, $12 finished_at, $13 now
 WITH f AS (
@@ -8,11 +10,12 @@ WITH f AS (
     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::jsonb[], $6::text[],
                 $7::text[], $8::bigint[], $9::bigint[], $10::int[], $11::int[], $12::bigint[],
                 $13::bigint[])
+      WITH ORDINALITY
       AS f (id, token, expired_before, state, result, error_class, error_detail, run_at,
-            fair_tag, uses_retry, rate_limit_wait, finished_at, now)
+            fair_tag, uses_retry, rate_limit_wait, finished_at, now, ord)
 ),
 held AS (
-    SELECT j.id
+    SELECT j.id, f.ord
     FROM jobs AS j
     JOIN f ON j.id = f.id
     WHERE j.state = 'running'
@@ -20,6 +23,9 @@ held AS (
       AND (f.expired_before IS NULL OR j.lease_expires_at < f.expired_before)
     ORDER BY j.id
     FOR UPDATE OF j
+),
+chosen AS (
+    SELECT DISTINCT ON (id) id, ord FROM held ORDER BY id, ord
 )
 UPDATE jobs AS j
 SET state = f.state,
@@ -37,6 +43,6 @@ SET state = f.state,
     lease_worker = NULL,
     lease_expires_at = NULL,
     updated_at = f.now
-FROM f, held
-WHERE j.id = f.id AND j.id = held.id
-RETURNING j.id
+FROM chosen JOIN f ON f.ord = chosen.ord
+WHERE j.id = chosen.id
+RETURNING chosen.ord
