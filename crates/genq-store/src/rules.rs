@@ -99,3 +99,44 @@ pub(crate) fn new_job(
         provider_task: None,
     }
 }
+
+/// A claimable job as a claim's candidate query shows it.
+pub(crate) struct Candidate {
+    pub id: String,
+    pub priority: i32,
+    pub tag: i64,
+    pub user_id: String,
+}
+
+/// The jobs a claim takes from the best candidates of every kind (SPEC §4): highest priority,
+/// then the fair-queue tag, then acceptance order; at most `max`; with `cap > 0`, no user
+/// beyond `cap` running jobs, counting those in `running` (users absent have none).
+pub(crate) fn choose(
+    mut candidates: Vec<Candidate>,
+    max: usize,
+    cap: i64,
+    mut running: std::collections::HashMap<String, i64>,
+) -> Vec<Candidate> {
+    candidates.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.tag.cmp(&b.tag))
+            .then(a.id.cmp(&b.id))
+    });
+    if cap <= 0 {
+        candidates.truncate(max);
+        return candidates;
+    }
+    let mut chosen = Vec::with_capacity(max);
+    for c in candidates {
+        if chosen.len() == max {
+            break;
+        }
+        let n = running.entry(c.user_id.clone()).or_insert(0);
+        if *n < cap {
+            *n += 1;
+            chosen.push(c);
+        }
+    }
+    chosen
+}

@@ -16,6 +16,7 @@
 mod accounts;
 mod rows;
 
+use crate::rules::Candidate;
 use crate::{
     BudgetOp, ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome,
     Page, Polls, Rejection, Result, Signal, Staged, Stats, Store, StoreError, UserCtx,
@@ -355,13 +356,6 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
     })
 }
 
-struct Candidate {
-    id: String,
-    priority: i32,
-    tag: i64,
-    user_id: String,
-}
-
 async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgError> {
     let mut kinds = req.kinds.clone();
     kinds.sort();
@@ -388,12 +382,7 @@ async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgE
             });
         }
     }
-    candidates.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.tag.cmp(&b.tag))
-            .then(a.id.cmp(&b.id))
-    });
+    let mut running = std::collections::HashMap::new();
     if cap > 0 {
         // `user_max_running` across every process: the candidates' users are locked, so no
         // other claim counts their running jobs until this one commits.
@@ -404,28 +393,14 @@ async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgE
             .bind(&users)
             .fetch_all(&mut *c)
             .await?;
-        let mut running = std::collections::HashMap::new();
         for row in locked {
             running.insert(
                 row.try_get::<String, _>("id")?,
                 row.try_get::<i64, _>("running")?,
             );
         }
-        let mut chosen = Vec::with_capacity(req.max as usize);
-        for cand in candidates {
-            if chosen.len() == req.max as usize {
-                break;
-            }
-            let n = running.entry(cand.user_id.clone()).or_insert(0);
-            if *n < cap {
-                *n += 1;
-                chosen.push(cand);
-            }
-        }
-        candidates = chosen;
-    } else {
-        candidates.truncate(req.max as usize);
     }
+    let candidates = crate::rules::choose(candidates, req.max as usize, cap, running);
     let Some(max_tag) = candidates.iter().map(|c| c.tag).max() else {
         return Ok(Vec::new());
     };

@@ -14,6 +14,7 @@ mod readers;
 mod rows;
 mod writer;
 
+use crate::rules::Candidate;
 use crate::{
     ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls,
     Rejection, Result, Staged, Stats, Store, StoreError, UserCtx,
@@ -330,14 +331,6 @@ fn enqueue(conn: &Connection, mut req: NewJobs) -> Result<Enqueued> {
     })
 }
 
-/// A claimable job as the claim index shows it.
-struct Candidate {
-    priority: i32,
-    tag: i64,
-    id: String,
-    user_id: String,
-}
-
 fn claim(conn: &Connection, mut req: ClaimRequest) -> Result<Vec<Job>> {
     req.kinds.sort();
     req.kinds.dedup();
@@ -364,36 +357,18 @@ fn claim(conn: &Connection, mut req: ClaimRequest) -> Result<Vec<Job>> {
             candidates.push(row.map_err(db_error)?);
         }
     }
-    candidates.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.tag.cmp(&b.tag))
-            .then(a.id.cmp(&b.id))
-    });
+    // `user_max_running` holds across every process: the running counts are in the database
+    // and this transaction is the only writer.
+    let mut running = std::collections::HashMap::new();
     if cap > 0 {
-        // `user_max_running` holds across every process: the running counts are in the
-        // database and this transaction is the only writer.
-        let mut running: std::collections::HashMap<String, i64> = Default::default();
-        let mut chosen = Vec::with_capacity(req.max as usize);
-        for c in candidates {
-            if chosen.len() == req.max as usize {
-                break;
-            }
-            let n = match running.get(&c.user_id) {
-                Some(n) => *n,
-                None => accounts::user_row(conn, &c.user_id)?.map_or(0, |u| u.running as i64),
-            };
-            if n < cap {
-                running.insert(c.user_id.clone(), n + 1);
-                chosen.push(c);
-            } else {
+        for c in &candidates {
+            if !running.contains_key(&c.user_id) {
+                let n = accounts::user_row(conn, &c.user_id)?.map_or(0, |u| u.running as i64);
                 running.insert(c.user_id.clone(), n);
             }
         }
-        candidates = chosen;
-    } else {
-        candidates.truncate(req.max as usize);
     }
+    let candidates = crate::rules::choose(candidates, req.max as usize, cap, running);
     let Some(max_tag) = candidates.iter().map(|c| c.tag).max() else {
         return Ok(Vec::new());
     };
