@@ -132,17 +132,12 @@ fn admit(
             .unwrap()
             .record(&caller.key, caller.job.as_deref(), f)
     };
-    record(&|s| s.requests += 1);
     let at = state.started.elapsed().as_millis() as u64;
     state
         .stats
         .lock()
         .unwrap()
-        .keys
-        .entry(caller.key.clone())
-        .or_default()
-        .arrivals_ms
-        .push(at);
+        .arrived(&caller.key, caller.job.as_deref(), at);
     let simulate = match Simulate::from_payload(body) {
         Ok(s) => s,
         Err(e) => {

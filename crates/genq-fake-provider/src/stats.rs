@@ -35,4 +35,14 @@ impl Stats {
             f(self.jobs.entry(job.to_string()).or_default());
         }
     }
+
+    /// A request arrived `at_ms` after the fake started.
+    pub(crate) fn arrived(&mut self, key: &str, job: Option<&str>, at_ms: u64) {
+        self.record(key, job, |s| s.requests += 1);
+        self.keys
+            .entry(key.to_string())
+            .or_default()
+            .arrivals_ms
+            .push(at_ms);
+    }
 }

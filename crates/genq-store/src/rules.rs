@@ -140,3 +140,55 @@ pub(crate) fn choose(
     }
     chosen
 }
+
+/// What a transition out of `running` writes, in the schema's terms (times in microseconds).
+pub(crate) struct Written<'a> {
+    pub state: &'static str,
+    pub result: Option<&'a Value>,
+    pub error: Option<&'a genq_core::JobError>,
+    pub run_at: Option<i64>,
+    /// A retry due at once: it goes to the head of the fair queue (it has waited its turn).
+    pub due_now: bool,
+    pub uses_retry: bool,
+    pub rate_limit_wait: bool,
+    pub finished_at: Option<i64>,
+}
+
+/// The columns `outcome` sets at `now`; `None` for `Parked`, which stays `running`.
+pub(crate) fn written(outcome: &crate::Outcome, now: i64) -> Option<Written<'_>> {
+    use crate::Outcome;
+    let mut w = Written {
+        state: outcome.state().as_str(),
+        result: None,
+        error: None,
+        run_at: None,
+        due_now: false,
+        uses_retry: false,
+        rate_limit_wait: false,
+        finished_at: None,
+    };
+    match outcome {
+        Outcome::Parked { .. } => return None,
+        Outcome::Succeeded { result } => {
+            w.result = Some(result);
+            w.finished_at = Some(now);
+        }
+        Outcome::Retry {
+            run_at,
+            error,
+            uses_retry,
+            rate_limit_wait,
+        } => {
+            let at = run_at.timestamp_micros().max(now);
+            w.run_at = Some(at);
+            w.due_now = at <= now;
+            w.error = error.as_ref();
+            (w.uses_retry, w.rate_limit_wait) = (*uses_retry, *rate_limit_wait);
+        }
+        Outcome::Failed { error } | Outcome::Canceled { error } => {
+            w.error = Some(error);
+            w.finished_at = Some(now);
+        }
+    }
+    Some(w)
+}

@@ -180,9 +180,16 @@ async fn when_every_key_is_spent_jobs_stay_queued_without_calling_the_provider()
         assert!(key["until"].is_string());
     }
     assert!(!providers.to_string().contains("sk-secret"), "{providers}");
-    // A claim cycle comes and goes: the job is still queued, untouched.
-    s.engine.wake().work();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // A job of another provider enqueued after it is claimed and done: the claims passed the
+    // waiting job by, which is still queued, untouched.
+    let (_, later) = s
+        .post(
+            "/v1/jobs",
+            json!({"kind": "card.generate", "user_id": "u1", "payload": {}}),
+        )
+        .await;
+    s.until_state(later["id"].as_str().unwrap(), "succeeded")
+        .await;
     let job = s.store.job(&waiting).await.unwrap();
     assert_eq!(job.state.as_str(), "queued");
     assert_eq!(

@@ -71,8 +71,12 @@ impl KeyPool {
 
     /// The next usable key, round-robin; or, when none is, how long until one may be and why.
     pub fn pick(&self) -> Result<&Key, (Duration, String)> {
+        self.first_usable(self.next.fetch_add(1, Relaxed))
+    }
+
+    /// The first usable key from position `start` on; or how long until one may be, and why.
+    fn first_usable(&self, start: usize) -> Result<&Key, (Duration, String)> {
         let now = Instant::now();
-        let start = self.next.fetch_add(1, Relaxed);
         let mut soonest = Duration::MAX;
         let mut why = Vec::new();
         for i in 0..self.keys.len() {
@@ -88,13 +92,9 @@ impl KeyPool {
         Err((soonest, why.join(", ")))
     }
 
-    /// How long until some key is usable; `None` if one is now.
-    pub fn blocked_for(&self) -> Option<Duration> {
-        let now = Instant::now();
-        self.keys
-            .iter()
-            .map(|k| k.usable_at(now).map(|(until, _)| until - now))
-            .try_fold(Duration::MAX, |soonest, wait| wait.map(|w| soonest.min(w)))
+    /// How long until some key is usable, and why none is; `None` if one is now.
+    pub fn blocked_for(&self) -> Option<(Duration, String)> {
+        self.first_usable(0).err()
     }
 
     pub fn cool(&self, key: &Key, wait: Option<Duration>) {
@@ -205,14 +205,17 @@ mod tests {
             why.contains("p#1 cooling") && why.contains("p#2 disabled"),
             "{why}"
         );
-        assert_eq!(pool.blocked_for(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            pool.blocked_for().map(|b| b.0),
+            Some(Duration::from_secs(5))
+        );
         let views = pool.views();
         assert_eq!((views[0].state, views[1].state), ("cooling", "disabled"));
         assert!(views[1].until.is_some());
 
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(pool.pick().unwrap().label, "p#1");
-        assert_eq!(pool.blocked_for(), None);
+        assert!(pool.blocked_for().is_none());
         assert!(pool.enable("p#2"));
         assert!(!pool.enable("p#3"));
         assert_eq!(pool.views()[1].state, "ok");

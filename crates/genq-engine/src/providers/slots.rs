@@ -20,12 +20,36 @@ pub trait Slots: Send + Sync {
 
     /// How many slots of `name` are held.
     async fn in_use(&self, name: &str) -> usize;
+
+    /// Take a slot, waiting up to `within` for one to be freed; whether it was taken. Slots
+    /// freed by other processes send no signal here, so this asks again every 20 ms.
+    async fn take_within(
+        &self,
+        name: &str,
+        holder: &str,
+        max: u32,
+        ttl: Duration,
+        within: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.take(name, holder, max, ttl).await {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20).min(deadline - Instant::now())).await;
+        }
+    }
 }
 
 /// Slots in this process's memory.
 #[derive(Default)]
 pub struct LocalSlots {
     held: Mutex<HashMap<String, HashMap<String, Instant>>>,
+    /// Wakes waiters when a slot is given back.
+    freed: tokio::sync::Notify,
 }
 
 impl LocalSlots {
@@ -58,10 +82,35 @@ impl Slots for LocalSlots {
         if let Some(slots) = self.held.lock().unwrap().get_mut(name) {
             slots.remove(holder);
         }
+        self.freed.notify_waiters();
     }
 
     async fn in_use(&self, name: &str) -> usize {
         self.live(name).get(name).map_or(0, HashMap::len)
+    }
+
+    /// Woken by `free`; a slot that only expires (its holder in this process is gone) is
+    /// found at the deadline at the latest.
+    async fn take_within(
+        &self,
+        name: &str,
+        holder: &str,
+        max: u32,
+        ttl: Duration,
+        within: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            // Registered before the check, so a free in between is not missed.
+            let freed = self.freed.notified();
+            if self.take(name, holder, max, ttl).await {
+                return true;
+            }
+            tokio::select! {
+                _ = freed => {}
+                _ = tokio::time::sleep_until(deadline) => return self.take(name, holder, max, ttl).await,
+            }
+        }
     }
 }
 
@@ -127,5 +176,29 @@ mod tests {
         tokio::time::advance(Duration::from_secs(11)).await;
         assert_eq!(slots.in_use("p").await, 0, "expired");
         assert!(slots.take("q", "a", 1, ttl).await, "names are separate");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_gets_the_slot_freed_for_it() {
+        let slots = std::sync::Arc::new(LocalSlots::default());
+        let ttl = Duration::from_secs(60);
+        assert!(slots.take("p", "a", 1, ttl).await);
+        let waiter = {
+            let slots = slots.clone();
+            tokio::spawn(async move {
+                slots
+                    .take_within("p", "b", 1, ttl, Duration::from_secs(2))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        slots.free("p", "a").await;
+        assert!(waiter.await.unwrap(), "woken by the free");
+        assert!(
+            !slots
+                .take_within("p", "c", 1, ttl, Duration::from_secs(2))
+                .await,
+            "nobody frees it: not taken by the deadline"
+        );
     }
 }

@@ -14,7 +14,6 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// Most bytes of a provider's body kept in `error.detail`.
 const DETAIL_BYTES: usize = 1000;
@@ -130,8 +129,7 @@ impl Upstream {
 
     /// Why new attempts cannot start now (no usable key), and for how long at most.
     pub fn blocked_for(&self) -> Option<(Duration, String)> {
-        let wait = self.keys.blocked_for()?;
-        let why = self.keys.pick().err().map_or_else(String::new, |(_, w)| w);
+        let (wait, why) = self.keys.blocked_for()?;
         Some((wait, format!("no usable key: {why}")))
     }
 
@@ -235,19 +233,19 @@ impl Upstream {
             attempt.attempt,
             genq_core::ids::new_id()
         );
-        let deadline = Instant::now() + MAX_PACE_WAIT;
-        while !self.slots.take(&name, &holder, max, self.slot_ttl).await {
-            if Instant::now() >= deadline {
-                return Err(Failure::new(
-                    ErrorClass::RateLimited,
-                    format!(
-                        "{} has max_concurrent = {max} requests in flight",
-                        self.name
-                    ),
-                )
-                .with_retry_after(Some(Duration::from_secs(1))));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let taken = self
+            .slots
+            .take_within(&name, &holder, max, self.slot_ttl, MAX_PACE_WAIT)
+            .await;
+        if !taken {
+            return Err(Failure::new(
+                ErrorClass::RateLimited,
+                format!(
+                    "{} has max_concurrent = {max} requests in flight",
+                    self.name
+                ),
+            )
+            .with_retry_after(Some(Duration::from_secs(1))));
         }
         let answer = self.paced(attempt, call).await;
         self.slots.free(&name, &holder).await;

@@ -455,72 +455,58 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
     let mut applied = vec![false; finishes.len()];
     let mut t = Transitions::default();
     let mut front_tag = None;
-    // Every row of the batch, parked ones too, locked in id order before any is written.
-    let all: Vec<&str> = finishes.iter().map(|f| f.lease.job_id.as_str()).collect();
-    sqlx::query(sql!("jobs_lock"))
-        .bind(&all)
-        .execute(&mut *c)
-        .await?;
+    // Parking writes rows one by one: with parked entries in the batch, lock every row first,
+    // in id order (job_finish_many alone locks its own rows in that order).
+    if finishes
+        .iter()
+        .any(|f| matches!(f.outcome, Outcome::Parked { .. }))
+    {
+        let all: Vec<&str> = finishes.iter().map(|f| f.lease.job_id.as_str()).collect();
+        sqlx::query(sql!("jobs_lock"))
+            .bind(&all)
+            .execute(&mut *c)
+            .await?;
+    }
     // Positions in `t` of each entry that goes to job_finish_many, by its position here.
     let mut entries = Vec::new();
     for (i, f) in finishes.iter().enumerate() {
         let now = micros(f.now);
-        let (mut result, mut error, mut run_at, mut fair_tag) = (None, None, None, None);
-        let (mut uses_retry, mut rate_limit_wait, mut finished_at) = (0, 0, None);
-        match &f.outcome {
-            Outcome::Parked { task_id, poll_at } => {
-                let changed = sqlx::query(sql!("job_park"))
-                    .bind(&f.lease.job_id)
-                    .bind(&f.lease.token)
-                    .bind(task_id)
-                    .bind(micros(*poll_at))
-                    .bind(now)
-                    .execute(&mut *c)
-                    .await?
-                    .rows_affected();
-                applied[i] = changed == 1;
-                continue;
+        let Some(w) = crate::rules::written(&f.outcome, now) else {
+            let Outcome::Parked { task_id, poll_at } = &f.outcome else {
+                unreachable!("only a parked outcome writes no transition")
+            };
+            let changed = sqlx::query(sql!("job_park"))
+                .bind(&f.lease.job_id)
+                .bind(&f.lease.token)
+                .bind(task_id)
+                .bind(micros(*poll_at))
+                .bind(now)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+            applied[i] = changed == 1;
+            continue;
+        };
+        let mut fair_tag = None;
+        if w.due_now {
+            if front_tag.is_none() {
+                front_tag = Some(vtime(c).await?);
             }
-            Outcome::Succeeded { result: r } => {
-                result = Some(sqlx::types::Json(r));
-                finished_at = Some(now);
-            }
-            Outcome::Retry {
-                run_at: at,
-                error: e,
-                uses_retry: u,
-                rate_limit_wait: w,
-            } => {
-                let at = micros(*at).max(now);
-                run_at = Some(at);
-                error = e.as_ref();
-                (uses_retry, rate_limit_wait) = (*u as i32, *w as i32);
-                // Due at once: at the head of the fair queue, as a retry has waited its turn.
-                if at <= now {
-                    if front_tag.is_none() {
-                        front_tag = Some(vtime(c).await?);
-                    }
-                    fair_tag = front_tag;
-                }
-            }
-            Outcome::Failed { error: e } | Outcome::Canceled { error: e } => {
-                error = Some(e);
-                finished_at = Some(now);
-            }
+            fair_tag = front_tag;
         }
         entries.push(i);
         t.id.push(&f.lease.job_id);
         t.token.push(&f.lease.token);
         t.expired_before.push(f.only_if_expired_before.map(micros));
-        t.state.push(f.outcome.state().as_str());
-        t.result.push(result);
-        t.error_class.push(error.map(|e| e.class.as_str()));
-        t.error_detail.push(error.map(|e| e.detail.as_str()));
-        t.run_at.push(run_at);
+        t.state.push(w.state);
+        t.result.push(w.result.map(sqlx::types::Json));
+        t.error_class.push(w.error.map(|e| e.class.as_str()));
+        t.error_detail.push(w.error.map(|e| e.detail.as_str()));
+        t.run_at.push(w.run_at);
         t.fair_tag.push(fair_tag);
-        t.uses_retry.push(uses_retry);
-        t.rate_limit_wait.push(rate_limit_wait);
-        t.finished_at.push(finished_at);
+        t.uses_retry.push(w.uses_retry as i32);
+        t.rate_limit_wait.push(w.rate_limit_wait as i32);
+        t.finished_at.push(w.finished_at);
         t.now.push(now);
     }
     if t.id.is_empty() {

@@ -425,53 +425,29 @@ fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
             applied.push(changed == 1);
             continue;
         }
-        let state = f.outcome.state().as_str();
-        let (mut result, mut error, mut run_at, mut fair_tag) = (None, None, None, None);
-        let (mut uses_retry, mut rate_limit_wait, mut finished_at) = (false, false, None);
-        match &f.outcome {
-            Outcome::Succeeded { result: r } => {
-                result = Some(r.to_string());
-                finished_at = Some(now);
+        let w = crate::rules::written(&f.outcome, now).expect("parked above");
+        let mut fair_tag = None;
+        // Due at once: claimable at the head of the fair queue. Later: the scheduler stages it.
+        if w.due_now {
+            if front_tag.is_none() {
+                front_tag = Some(vtime(conn).map_err(db_error)?);
             }
-            Outcome::Retry {
-                run_at: at,
-                error: e,
-                uses_retry: u,
-                rate_limit_wait: w,
-            } => {
-                let at = micros(*at).max(now);
-                run_at = Some(at);
-                error = e.as_ref();
-                (uses_retry, rate_limit_wait) = (*u, *w);
-                // Due at once: claimable at the head of the fair queue, as a retry has already
-                // waited its turn. Later: the scheduler stages it when due.
-                if at <= now {
-                    if front_tag.is_none() {
-                        front_tag = Some(vtime(conn).map_err(db_error)?);
-                    }
-                    fair_tag = front_tag;
-                }
-            }
-            Outcome::Failed { error: e } | Outcome::Canceled { error: e } => {
-                error = Some(e);
-                finished_at = Some(now);
-            }
-            Outcome::Parked { .. } => unreachable!("parked above"),
+            fair_tag = front_tag;
         }
         let changed = stmt
             .execute(named_params! {
                 ":id": f.lease.job_id,
                 ":token": f.lease.token,
                 ":expired_before": f.only_if_expired_before.map(micros),
-                ":state": state,
-                ":result": result,
-                ":error_class": error.map(|e| e.class.as_str()),
-                ":error_detail": error.map(|e| e.detail.as_str()),
-                ":run_at": run_at,
+                ":state": w.state,
+                ":result": w.result.map(|r| r.to_string()),
+                ":error_class": w.error.map(|e| e.class.as_str()),
+                ":error_detail": w.error.map(|e| e.detail.as_str()),
+                ":run_at": w.run_at,
                 ":fair_tag": fair_tag,
-                ":uses_retry": uses_retry as i64,
-                ":rate_limit_wait": rate_limit_wait as i64,
-                ":finished_at": finished_at,
+                ":uses_retry": w.uses_retry as i64,
+                ":rate_limit_wait": w.rate_limit_wait as i64,
+                ":finished_at": w.finished_at,
                 ":now": now,
             })
             .map_err(db_error)?;

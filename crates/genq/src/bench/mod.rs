@@ -261,21 +261,7 @@ async fn open(path: &Path) -> anyhow::Result<Arc<dyn Store>> {
 /// schema named after it.
 async fn open_with(path: &Path, synchronous: Synchronous) -> anyhow::Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = match POSTGRES.get() {
-        Some(url) => {
-            let stem = path.file_stem().map(|s| s.to_string_lossy().to_string());
-            let name: String = stem
-                .unwrap_or_default()
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_lowercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            Arc::new(fresh_schema(url, &format!("genq_bench_{name}")).await?)
-        }
+        Some(url) => Arc::new(fresh_schema(url, &schema_for(path)).await?),
         None => {
             let _ = std::fs::remove_file(path);
             Arc::new(
@@ -295,8 +281,31 @@ async fn open_with(path: &Path, synchronous: Synchronous) -> anyhow::Result<Arc<
     Ok(store)
 }
 
-/// A PostgreSQL store in schema `schema` (only ASCII letters, digits and `_`), dropped and made
-/// again.
+/// The PostgreSQL schema of the run that would use the SQLite file `path`: `genq_bench_` and
+/// the file's stem, in ASCII letters, digits and `_` only (it is formatted into SQL).
+fn schema_for(path: &Path) -> String {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let name: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("genq_bench_{name}")
+}
+
+/// Connect options for `url` in `schema`.
+fn in_schema(url: &str, schema: &str) -> anyhow::Result<sqlx::postgres::PgConnectOptions> {
+    use std::str::FromStr;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url).context("--database")?;
+    Ok(options.options([("search_path", schema)]))
+}
+
+/// A PostgreSQL store in schema `schema`, dropped and made again.
 async fn fresh_schema(url: &str, schema: &str) -> anyhow::Result<genq_store::PgStore> {
     use sqlx::{ConnectOptions, Connection};
     use std::str::FromStr;
@@ -311,8 +320,7 @@ async fn fresh_schema(url: &str, schema: &str) -> anyhow::Result<genq_store::PgS
             .await?;
     }
     conn.close().await.ok();
-    let options = options.options([("search_path", schema)]);
-    Ok(genq_store::PgStore::connect_with(options, 32).await?)
+    Ok(genq_store::PgStore::connect_with(in_schema(url, schema)?, 32).await?)
 }
 
 /// End-to-end no-op jobs/s with two engines on one PostgreSQL database, each with its own
@@ -320,12 +328,7 @@ async fn fresh_schema(url: &str, schema: &str) -> anyhow::Result<genq_store::PgS
 async fn two_engines(path: &Path, args: &BenchArgs) -> anyhow::Result<f64> {
     let url = POSTGRES.get().context("two engines need --database")?;
     let first = open(path).await?;
-    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-    let options =
-        <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url)?.options([(
-            "search_path",
-            format!("genq_bench_{stem}").replace('-', "_"),
-        )]);
+    let options = in_schema(url, &schema_for(path))?;
     let second: Arc<dyn Store> = Arc::new(genq_store::PgStore::connect_with(options, 32).await?);
     let mut settings_b = settings(args);
     settings_b.node_id.push_str("-b");
