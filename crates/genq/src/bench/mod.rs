@@ -310,7 +310,11 @@ async fn fresh_schema(url: &str, schema: &str) -> anyhow::Result<genq_store::PgS
     use sqlx::{ConnectOptions, Connection};
     use std::str::FromStr;
     let options = sqlx::postgres::PgConnectOptions::from_str(url).context("--database")?;
-    let mut conn = options.connect().await.context("--database: connect")?;
+    let mut conn = options
+        .options([("client_min_messages", "warning")])
+        .connect()
+        .await
+        .context("--database: connect")?;
     for sql in [
         format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
         format!("CREATE SCHEMA {schema}"),
