@@ -6,7 +6,6 @@ use crate::error::{ApiError, Code};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,26 +15,42 @@ pub enum Scope {
     Worker,
 }
 
-#[derive(Debug, Default)]
-pub struct Tokens(HashMap<String, Scope>);
+/// The configured tokens, kept as SHA-256 digests. A presented token is hashed and compared
+/// with every digest in constant time, so neither a map lookup's early exit nor a byte-wise
+/// comparison tells an attacker how much of a guess was right.
+#[derive(Default)]
+pub struct Tokens(Vec<([u8; 32], Scope)>);
+
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
 
 impl Tokens {
+    /// Config validation guarantees that no token is in two scopes.
     pub fn new(admin: &[String], app: &[String], worker: &[String]) -> Tokens {
-        let mut map = HashMap::new();
+        let mut tokens = Vec::new();
         for (list, scope) in [
-            (worker, Scope::Worker),
-            (app, Scope::App),
             (admin, Scope::Admin),
+            (app, Scope::App),
+            (worker, Scope::Worker),
         ] {
-            for token in list {
-                map.insert(token.clone(), scope);
-            }
+            tokens.extend(list.iter().map(|t| (digest(t), scope)));
         }
-        Tokens(map)
+        Tokens(tokens)
     }
 
     fn scope(&self, token: &str) -> Option<Scope> {
-        self.0.get(token).copied()
+        use subtle::ConstantTimeEq;
+        let presented = digest(token);
+        // Every digest is compared, whichever matches.
+        let mut found = None;
+        for (known, scope) in &self.0 {
+            if bool::from(known.ct_eq(&presented)) {
+                found = Some(*scope);
+            }
+        }
+        found
     }
 }
 

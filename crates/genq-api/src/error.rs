@@ -19,8 +19,11 @@ pub enum Code {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    RequestTimeout,
     Conflict,
     PayloadTooLarge,
+    UriTooLong,
+    HeadersTooLarge,
     QueueLimit,
     DailyLimit,
     RateLimited,
@@ -39,8 +42,11 @@ impl Code {
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::UriTooLong => StatusCode::URI_TOO_LONG,
+            Code::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Code::QueueLimit | Code::DailyLimit | Code::RateLimited => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -60,8 +66,11 @@ impl Code {
             Code::Forbidden => "forbidden",
             Code::NotFound => "not_found",
             Code::MethodNotAllowed => "method_not_allowed",
+            Code::RequestTimeout => "request_timeout",
             Code::Conflict => "conflict",
             Code::PayloadTooLarge => "payload_too_large",
+            Code::UriTooLong => "uri_too_long",
+            Code::HeadersTooLarge => "headers_too_large",
             Code::QueueLimit => "queue_limit",
             Code::DailyLimit => "daily_limit",
             Code::RateLimited => "rate_limited",
@@ -111,9 +120,11 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorInner {
     /// Stable, machine-readable: `invalid_request`, `unknown_kind`, `batch_too_large`,
-    /// `unknown_limit`, `unauthorized`, `insufficient_credits`, `forbidden`, `not_found`,
-    /// `conflict`, `payload_too_large`, `queue_limit`, `daily_limit`, `rate_limited`,
-    /// `unavailable`.
+    /// `unknown_limit` (400), `unauthorized` (401), `insufficient_credits` (402), `forbidden`
+    /// (403), `not_found` (404), `method_not_allowed` (405), `request_timeout` (408),
+    /// `conflict` (409), `payload_too_large` (413), `uri_too_long` (414), `headers_too_large`
+    /// (431), `queue_limit`, `daily_limit`, `rate_limited` (429), `internal` (500),
+    /// `unavailable` (503).
     pub code: String,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]

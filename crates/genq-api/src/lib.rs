@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 mod routes;
+pub mod server;
 pub mod views;
 
 use auth::Tokens;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub tokens: Tokens,
     pub messages: Messages,
     pub clock: Arc<dyn Clock>,
+    /// `GET /openapi.json`, made once for this config.
+    pub openapi: Arc<serde_json::Value>,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
             store: engine.store().clone(),
             tokens: Tokens::new(&a.admin_tokens, &a.app_tokens, &a.worker_tokens),
             messages: config.messages(),
+            openapi: Arc::new(openapi::document(&config)),
             engine,
             config,
             clock,
@@ -81,6 +85,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             ApiError::new(Code::MethodNotAllowed, "this method is not allowed here")
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            body_limit,
+            refuse_declared_length,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 use axum::response::IntoResponse;
@@ -88,4 +96,23 @@ pub fn router(state: Arc<AppState>) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// A body whose declared `Content-Length` is over `api.max_body_bytes` gets 413 at once,
+/// before a byte of it is read (otherwise the server would wait for a body it will refuse).
+async fn refuse_declared_length(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return extract::too_large().into_response();
+    }
+    next.run(request).await
 }

@@ -1,10 +1,20 @@
-//! The OpenAPI 3 document, generated from the handlers and types themselves.
+//! The OpenAPI 3.1 document. utoipa generates it from the handlers and types; [`document`]
+//! then completes it from the config it is served with (the configured kinds, one path per
+//! runtime limit with that limit's range) and adds the error answers every operation can give.
+//! It states exactly what genq accepts and what it answers: schemathesis checks both ways in
+//! CI, and `tests/openapi.rs` keeps a snapshot so that a change shows in review.
 
-use crate::error::{ErrorBody, ErrorInner};
+use crate::error::{Code, ErrorBody, ErrorInner};
+use crate::extract::{KEY_PATTERN, text_pattern};
 use crate::routes::{admin, batches, jobs, system, users, workers};
 use crate::views::{BatchView, ClaimedJobView, ErrorView, JobView, StatsView};
+use genq_config::Config;
+use genq_core::limits::{LIMITS, PLANS};
+use serde_json::{Value, json};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +34,7 @@ use utoipa::{Modify, OpenApi};
         workers::CompleteBody, workers::FailBody,
         users::UserView, users::SetPlan, users::Credits, users::LedgerEntryView, users::LedgerPage,
         admin::LimitView, admin::LimitsView, admin::SetLimit, admin::ProvidersView,
+        Key, KindName, ExternalKindName, ProviderName, KeyLabel, JobCursor, LedgerCursor, Plan, FailClass, JobStateName,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -39,5 +50,258 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Names of kinds and providers (`genq-config` checks them so).
+const NAME_PATTERN: &str = "^[A-Za-z0-9._:-]{1,100}$";
+
+/// A string schema with a pattern, for the named string types below.
+fn pattern(description: &str, pattern: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .pattern(Some(pattern))
+        .into()
+}
+
+fn one_of(description: &str, values: &[&str]) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .enum_values(Some(values.iter().copied()))
+        .into()
+}
+
+/// Declares a documentation-only string type, referenced by fields as `value_type = …`.
+macro_rules! string_schema {
+    ($name:ident, $schema:expr) => {
+        pub struct $name;
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                $schema
+            }
+        }
+        impl ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).trim_end_matches("Name").into()
+            }
+        }
+    };
+}
+
+string_schema!(
+    Key,
+    pattern(
+        "An identifier: 1 to 200 letters, digits or -._~!$&'()*+,;=:@ (what a URL path segment holds unescaped).",
+        KEY_PATTERN
+    )
+);
+string_schema!(
+    ProviderName,
+    pattern("A configured provider.", NAME_PATTERN)
+);
+string_schema!(
+    KeyLabel,
+    pattern(
+        "A key's label, `<provider>#<n>` (`#` written `%23`), or just its number `n`.",
+        "^([A-Za-z0-9._:-]{1,100}#)?[0-9]{1,9}$"
+    )
+);
+string_schema!(
+    KindName,
+    pattern(
+        "A configured kind (the served document lists them).",
+        NAME_PATTERN
+    )
+);
+string_schema!(
+    ExternalKindName,
+    pattern(
+        "A configured kind with external = true (the served document lists them).",
+        NAME_PATTERN
+    )
+);
+string_schema!(
+    JobCursor,
+    pattern(
+        "The next_cursor of a previous page, as it is.",
+        crate::cursor::JOBS_PATTERN
+    )
+);
+string_schema!(
+    LedgerCursor,
+    pattern(
+        "The next_cursor of a previous page, as it is.",
+        crate::cursor::LEDGER_PATTERN
+    )
+);
+string_schema!(Plan, one_of("A plan.", &PLANS));
+string_schema!(
+    JobStateName,
+    one_of(
+        "A job's state.",
+        &genq_core::JobState::ALL.map(|s| s.as_str())
+    )
+);
+string_schema!(
+    FailClass,
+    one_of(
+        "An error class a worker may report (lease_expired is genq's own).",
+        &[
+            "user_error",
+            "temporary",
+            "rate_limited",
+            "billing",
+            "timeout",
+            "internal",
+            "canceled"
+        ]
+    )
+);
+
+/// The document as `GET /openapi.json` serves it for `config`.
+pub fn document(config: &Config) -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    let schemas = &mut doc["components"]["schemas"];
+    let kinds: Vec<&str> = config.kinds.iter().map(|k| k.name.as_str()).collect();
+    schemas["Kind"] = kind_schema("A configured kind.", &kinds);
+    let external: Vec<&str> = config
+        .kinds
+        .iter()
+        .filter(|k| k.external)
+        .map(|k| k.name.as_str())
+        .collect();
+    schemas["ExternalKind"] = kind_schema("A configured kind with external = true.", &external);
+    // Rules serde attributes cannot state. `run_at` and `delay_ms` exclude each other (a
+    // null counts as absent).
+    for body in ["EnqueueJob", "SubmitBatch"] {
+        schemas[body]["not"] = json!({
+            "required": ["run_at", "delay_ms"],
+            "properties": {"run_at": {"type": "string"}, "delay_ms": {"type": "integer"}},
+        });
+        schemas[body]["properties"]["delay_ms"]["maximum"] = json!(jobs::MAX_DELAY_MS);
+    }
+    schemas["Credits"]["properties"]["delta"]["not"] = json!({"const": 0});
+    schemas["Credits"]["properties"]["reason"]["pattern"] =
+        json!(text_pattern(users::MAX_REASON_CHARS));
+    one_path_per_limit(&mut doc);
+    error_answers(&mut doc);
+    doc
+}
+
+fn kind_schema(description: &str, names: &[&str]) -> Value {
+    if names.is_empty() {
+        // No such kind: no value is valid.
+        json!({"description": description, "not": {}})
+    } else {
+        json!({"type": "string", "description": description, "enum": names})
+    }
+}
+
+/// `PUT /v1/admin/limits/{key}` as one path per limit, each body with that limit's range.
+fn one_path_per_limit(doc: &mut Value) {
+    let paths = doc["paths"].as_object_mut().expect("paths");
+    let Some(template) = paths.remove("/v1/admin/limits/{key}") else {
+        return;
+    };
+    for spec in LIMITS {
+        let mut item = template.clone();
+        let put = &mut item["put"];
+        put.as_object_mut()
+            .expect("an operation")
+            .remove("parameters");
+        put["operationId"] = json!(format!("set_limit_{}", spec.key));
+        put["summary"] = json!(format!("Set {}: {}", spec.key, spec.meaning));
+        put["requestBody"]["content"]["application/json"]["schema"] = json!({
+            "type": "object",
+            "required": ["value"],
+            "additionalProperties": false,
+            "properties": {"value": {
+                "type": "integer", "format": "int64",
+                "minimum": spec.min, "maximum": spec.max,
+                "description": format!("default {}", spec.default),
+            }},
+        });
+        paths.insert(format!("/v1/admin/limits/{}", spec.key), item);
+    }
+}
+
+/// The error answers any operation can give, added where the operation does not say more.
+fn error_answers(doc: &mut Value) {
+    let answer = |code: Code, why: &str| {
+        json!({
+            "description": format!("`{}`: {why}", code.as_str()),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        })
+    };
+    let paths = doc["paths"].as_object_mut().expect("paths");
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(op) = op.as_object_mut() else {
+                continue;
+            };
+            let public = op
+                .get("security")
+                .and_then(Value::as_array)
+                .is_some_and(|s| {
+                    s.iter()
+                        .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
+                });
+            let has_input = op.contains_key("parameters")
+                || op.contains_key("requestBody")
+                || path.contains('{');
+            let has_body = op.contains_key("requestBody");
+            let uses_database = !matches!(path.as_str(), "/healthz" | "/openapi.json");
+            let responses = op
+                .entry("responses")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("responses");
+            let mut add = |status: &str, value: Value| {
+                responses.entry(status).or_insert(value);
+            };
+            if has_input {
+                add(
+                    "400",
+                    answer(
+                        Code::InvalidRequest,
+                        "malformed JSON, a wrong type, an unknown field, or a bad path or query",
+                    ),
+                );
+            }
+            if !public {
+                add(
+                    "401",
+                    answer(Code::Unauthorized, "no bearer token, or an unknown one"),
+                );
+                add(
+                    "403",
+                    answer(Code::Forbidden, "the token's scope may not do this"),
+                );
+            }
+            if has_body {
+                add(
+                    "408",
+                    answer(
+                        Code::RequestTimeout,
+                        "the body did not arrive within api.body_timeout",
+                    ),
+                );
+                add(
+                    "413",
+                    answer(Code::PayloadTooLarge, "the body is over api.max_body_bytes"),
+                );
+            }
+            if uses_database {
+                add(
+                    "503",
+                    answer(Code::Unavailable, "the database does not answer"),
+                );
+            }
+        }
     }
 }

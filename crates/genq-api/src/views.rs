@@ -28,7 +28,8 @@ pub struct JobView {
     pub max_retries: u32,
     #[schema(value_type = Object)]
     pub payload: Value,
-    #[schema(value_type = Option<Object>)]
+    /// The provider's answer (any JSON), once the job succeeded.
+    #[schema(value_type = Option<Value>)]
     pub result: Option<Value>,
     pub error: Option<ErrorView>,
     pub cost: i64,

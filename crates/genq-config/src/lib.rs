@@ -3,10 +3,11 @@
 
 mod defaults;
 mod env;
+mod validate;
 
 use genq_core::{ErrorClass, Messages, RetryPolicy};
 use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -119,6 +120,18 @@ pub struct Api {
     /// Longest `wait_ms` an external worker's claim may long-poll.
     #[serde(with = "humantime_serde")]
     pub max_claim_wait: Duration,
+    /// Most connections open at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Longest wait for a request's headers, counted from the moment the connection opens or
+    /// its previous response was sent: also how long an idle keep-alive connection stays open.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Longest time to receive a request's whole body (408 `request_timeout` after it).
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// About how many bytes of jobs one page of `GET /v1/jobs` holds: a page ends early (with
+    /// a `next_cursor`) once its payloads and results reach this size; it always holds one job.
+    pub list_page_bytes: usize,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -352,6 +365,10 @@ impl Default for Api {
         Self {
             max_body_bytes: 2 * 1024 * 1024,
             max_claim_wait: Duration::from_secs(30),
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(15),
+            body_timeout: Duration::from_secs(30),
+            list_page_bytes: 1024 * 1024,
         }
     }
 }
@@ -417,7 +434,7 @@ impl Config {
             config.kinds.extend(demo_kinds());
         }
         config.resolve_secrets(vars).map_err(|(k, m)| err(k, m))?;
-        config.validate().map_err(|(k, m)| err(k, m))?;
+        validate::validate(&config).map_err(|(k, m)| err(k, m))?;
         Ok(config)
     }
 
@@ -447,304 +464,6 @@ impl Config {
         }
         // A PostgreSQL URL carries a password.
         resolve("database".into(), &mut self.database)?;
-        Ok(())
-    }
-
-    fn validate(&self) -> Result<(), (String, String)> {
-        let fail = |key: &str, message: String| Err((key.to_string(), message));
-        let w = &self.worker;
-        if !(1..=10_000).contains(&w.concurrency) {
-            return fail(
-                "worker.concurrency",
-                format!("must be between 1 and 10000, got {}", w.concurrency),
-            );
-        }
-        if !(1..=1000).contains(&w.claim_batch) {
-            return fail(
-                "worker.claim_batch",
-                format!("must be between 1 and 1000, got {}", w.claim_batch),
-            );
-        }
-        let hour = Duration::from_secs(3600);
-        if w.lease < Duration::from_secs(1) || w.lease > 24 * hour {
-            return fail("worker.lease", "must be between 1s and 24h".into());
-        }
-        if w.shutdown_grace > hour {
-            return fail("worker.shutdown_grace", "must be at most 1h".into());
-        }
-        if w.poll_interval > hour {
-            return fail("worker.poll_interval", "must be at most 1h".into());
-        }
-        if self.api.max_claim_wait > Duration::from_secs(600) {
-            return fail("api.max_claim_wait", "must be at most 10m".into());
-        }
-        if w.heartbeat.is_zero() || w.heartbeat * 2 > w.lease {
-            return fail(
-                "worker.heartbeat",
-                format!(
-                    "must be more than 0 and at most half of worker.lease ({}), so that one lost heartbeat does not lose the lease",
-                    humantime::format_duration(w.lease)
-                ),
-            );
-        }
-        if w.poll_interval < Duration::from_millis(10) {
-            return fail("worker.poll_interval", "must be at least 10ms".into());
-        }
-        if self.users.initial_credits < 0 {
-            return fail("users.initial_credits", "must not be negative".into());
-        }
-        if !(1..=1000).contains(&self.postgres.max_connections) {
-            return fail(
-                "postgres.max_connections",
-                format!(
-                    "must be between 1 and 1000, got {}",
-                    self.postgres.max_connections
-                ),
-            );
-        }
-        if self.api.max_body_bytes < 1024 {
-            return fail("api.max_body_bytes", "must be at least 1024".into());
-        }
-        if self.database.strip_prefix("sqlite://").is_none()
-            && !self.database.starts_with("postgres://")
-            && !self.database.starts_with("postgresql://")
-        {
-            return fail(
-                "database",
-                format!(
-                    "expected sqlite://PATH or postgres://…, got {:?}",
-                    self.database
-                ),
-            );
-        }
-        if self.quota.timezone.parse::<chrono_tz::Tz>().is_err() {
-            return fail(
-                "quota.timezone",
-                format!(
-                    "{:?} is not an IANA time zone name such as \"UTC\" or \"Europe/Moscow\"",
-                    self.quota.timezone
-                ),
-            );
-        }
-        if !genq_core::limits::PLANS.contains(&self.users.default_plan.as_str()) {
-            return fail(
-                "users.default_plan",
-                format!(
-                    "{:?} is not a plan; plans: {}",
-                    self.users.default_plan,
-                    genq_core::limits::PLANS.join(", ")
-                ),
-            );
-        }
-        for (list, name) in [
-            (&self.auth.admin_tokens, "auth.admin_tokens"),
-            (&self.auth.app_tokens, "auth.app_tokens"),
-            (&self.auth.worker_tokens, "auth.worker_tokens"),
-        ] {
-            for (i, token) in list.iter().enumerate() {
-                if token.len() < 16 {
-                    return fail(
-                        &format!("{name}[{i}]"),
-                        "a token must be at least 16 characters".into(),
-                    );
-                }
-            }
-        }
-
-        let mut provider_names = BTreeSet::new();
-        for (i, p) in self.providers.iter().enumerate() {
-            let key = |field: &str| format!("providers[{i}].{field}");
-            if !valid_name(&p.name) {
-                return fail(&key("name"), name_rule(&p.name));
-            }
-            if !provider_names.insert(p.name.as_str()) {
-                return fail(
-                    &key("name"),
-                    format!("provider {:?} is defined twice", p.name),
-                );
-            }
-            if p.kind != ProviderType::Demo {
-                let ty = if p.kind == ProviderType::Http {
-                    "http"
-                } else {
-                    "task"
-                };
-                let url = p.base_url.as_deref().unwrap_or("");
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return fail(
-                        &key("base_url"),
-                        format!("an {ty} provider needs base_url = \"https://…\", got {url:?}"),
-                    );
-                }
-                if p.keys.is_empty() {
-                    return fail(
-                        &key("keys"),
-                        format!("an {ty} provider needs at least one key"),
-                    );
-                }
-            }
-            if p.kind == ProviderType::Task {
-                if !p.create_path.as_deref().is_some_and(|s| s.starts_with('/')) {
-                    return fail(
-                        &key("create_path"),
-                        "a task provider needs create_path = \"/…\", e.g. \"/v1/tasks\"".into(),
-                    );
-                }
-                if !p
-                    .status_path
-                    .as_deref()
-                    .is_some_and(|s| s.starts_with('/') && s.contains("{task_id}"))
-                {
-                    return fail(
-                        &key("status_path"),
-                        "a task provider needs status_path = \"/…{task_id}…\", e.g. \"/v1/tasks/{task_id}\"".into(),
-                    );
-                }
-                for (field, pointer) in [
-                    ("task_id_pointer", &p.task_id_pointer),
-                    ("state_pointer", &p.state_pointer),
-                    ("result_pointer", &p.result_pointer),
-                ] {
-                    if pointer
-                        .as_deref()
-                        .is_some_and(|s| !s.is_empty() && !s.starts_with('/'))
-                    {
-                        return fail(
-                            &key(field),
-                            "a JSON pointer is empty or starts with \"/\", e.g. \"/data/id\""
-                                .into(),
-                        );
-                    }
-                }
-                if p.poll_interval
-                    .is_some_and(|d| d < Duration::from_millis(10))
-                {
-                    return fail(&key("poll_interval"), "must be at least 10ms".into());
-                }
-                if p.max_wait.is_some_and(|d| d.is_zero() || d > 7 * 24 * hour) {
-                    return fail(
-                        &key("max_wait"),
-                        "must be more than 0 and at most 7 days".into(),
-                    );
-                }
-            }
-            for (j, rule) in p.error_rules.iter().enumerate() {
-                let rule_key = |field: &str| key(&format!("error_rules[{j}].{field}"));
-                if let Err(e) = regex::RegexBuilder::new(&rule.pattern)
-                    .case_insensitive(true)
-                    .build()
-                {
-                    return fail(
-                        &rule_key("pattern"),
-                        format!("not a regular expression: {e}"),
-                    );
-                }
-                if rule.class.parse::<genq_core::ErrorClass>().is_err() {
-                    return fail(
-                        &rule_key("class"),
-                        format!(
-                            "{:?} is not an error class; classes: {}",
-                            rule.class,
-                            genq_core::ErrorClass::ALL.map(|c| c.as_str()).join(", ")
-                        ),
-                    );
-                }
-            }
-            if p.max_concurrent == Some(0) {
-                return fail(&key("max_concurrent"), "must be at least 1".into());
-            }
-            for (field, value) in [
-                ("requests_per_minute", p.requests_per_minute),
-                ("key_requests_per_minute", p.key_requests_per_minute),
-                ("tokens_per_minute", p.tokens_per_minute),
-                ("key_tokens_per_minute", p.key_tokens_per_minute),
-            ] {
-                if value == Some(0) {
-                    return fail(
-                        &key(field),
-                        "must be at least 1 (leave it out for no limit)".into(),
-                    );
-                }
-            }
-        }
-
-        let mut kind_names = BTreeSet::new();
-        for (i, k) in self.kinds.iter().enumerate() {
-            let key = |field: &str| format!("kinds[{i}].{field}");
-            if !valid_name(&k.name) {
-                return fail(&key("name"), name_rule(&k.name));
-            }
-            if !kind_names.insert(k.name.as_str()) {
-                return fail(&key("name"), format!("kind {:?} is defined twice", k.name));
-            }
-            match (&k.provider, k.external) {
-                (Some(_), true) => {
-                    return fail(
-                        &key("external"),
-                        "an external kind is run by external workers and takes no provider".into(),
-                    );
-                }
-                (None, false) => {
-                    return fail(
-                        &key("provider"),
-                        "name a provider, or set external = true".into(),
-                    );
-                }
-                (Some(p), false) if !provider_names.contains(p.as_str()) => {
-                    return fail(
-                        &key("provider"),
-                        format!(
-                            "no provider named {p:?}; defined: {}",
-                            provider_names
-                                .iter()
-                                .copied()
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    );
-                }
-                (Some(p), false)
-                    if self
-                        .provider(p)
-                        .is_some_and(|p| p.kind == ProviderType::Http)
-                        && !k.path.as_deref().is_some_and(|path| path.starts_with('/')) =>
-                {
-                    return fail(
-                        &key("path"),
-                        format!(
-                            "a kind of the http provider {p:?} needs path = \"/…\", e.g. \"/chat/completions\""
-                        ),
-                    );
-                }
-                _ => {}
-            }
-            if k.cost < 0 {
-                return fail(&key("cost"), "must not be negative".into());
-            }
-            if k.timeout.is_some_and(|t| t.is_zero() || t > 24 * hour) {
-                return fail(
-                    &key("timeout"),
-                    "must be more than 0 and at most 24h".into(),
-                );
-            }
-            if k.max_retries.is_some_and(|n| n > 100) {
-                return fail(&key("max_retries"), "must be at most 100".into());
-            }
-            if let Some(delays) = &k.retry_delays {
-                for (j, d) in delays.iter().enumerate() {
-                    let problem = match humantime::parse_duration(d) {
-                        Err(e) => Some(format!("{d:?}: {e}")),
-                        Ok(delay) if delay > 30 * 24 * hour => {
-                            Some(format!("{d:?} is longer than 30 days"))
-                        }
-                        Ok(_) => None,
-                    };
-                    if let Some(problem) = problem {
-                        return fail(&format!("kinds[{i}].retry_delays[{j}]"), problem);
-                    }
-                }
-            }
-        }
         Ok(())
     }
 
@@ -854,18 +573,6 @@ impl Kind {
         }
         policy
     }
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 100
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
-}
-
-fn name_rule(name: &str) -> String {
-    format!("{name:?} must be 1 to 100 characters of letters, digits, '.', '_', '-' or ':'")
 }
 
 #[cfg(test)]

@@ -164,7 +164,7 @@ pub fn finish_failed(
     );
     let error = JobError {
         class: failure.class,
-        detail: failure.detail.clone(),
+        detail: shared.providers.redactor.text(&failure.detail).into_owned(),
     };
     let finish = Finish::new(job, outcome_of(next, Some(error), now), now);
     match only_if_expired_before {

@@ -250,6 +250,31 @@ pub struct JobFilter {
     pub batch_id: Option<String>,
 }
 
+/// One page of `jobs`, newest first.
+#[derive(Debug, Clone)]
+pub struct JobQuery {
+    pub filter: JobFilter,
+    /// Only jobs older than this id: the previous page's `next_before`.
+    pub before: Option<String>,
+    /// Most jobs on the page.
+    pub limit: u32,
+    /// The page ends before the job that would take its payloads and results past this many
+    /// bytes; it always holds at least one job.
+    pub max_bytes: usize,
+}
+
+impl JobQuery {
+    /// The newest `limit` jobs that pass `filter`, however large.
+    pub fn newest(filter: JobFilter, limit: u32) -> JobQuery {
+        JobQuery {
+            filter,
+            before: None,
+            limit,
+            max_bytes: usize::MAX,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Page {
     pub jobs: Vec<Job>,
@@ -407,7 +432,7 @@ pub trait Store: Send + Sync + 'static {
     async fn job(&self, job_id: &str) -> Result<Job>;
 
     /// Jobs newest first, strictly older than `before` (an id) when given.
-    async fn jobs(&self, filter: &JobFilter, before: Option<&str>, limit: u32) -> Result<Page>;
+    async fn jobs(&self, query: &JobQuery) -> Result<Page>;
 
     async fn batch(&self, batch_id: &str) -> Result<Batch>;
 
@@ -422,8 +447,9 @@ pub trait Store: Send + Sync + 'static {
     /// Store one limit; `Invalid` for an unknown key or a value out of range.
     async fn set_limit(&self, key: &str, value: i64, now: DateTime<Utc>) -> Result<Limits>;
 
-    /// A user (created on first use), with its usage on the context's day.
-    async fn user(&self, user_id: &str, ctx: &UserCtx) -> Result<User>;
+    /// A user with its usage on `day`; `NotFound` for a user never seen. Reads write nothing:
+    /// users are created by the writes that need them (an enqueue, a plan, credits).
+    async fn user(&self, user_id: &str, day: &str) -> Result<User>;
 
     async fn set_plan(&self, user_id: &str, plan: &str, ctx: &UserCtx) -> Result<User>;
 

@@ -192,3 +192,64 @@ pub(crate) fn written(outcome: &crate::Outcome, now: i64) -> Option<Written<'_>>
     }
     Some(w)
 }
+
+/// Which candidates of a listing make its page: `candidates` are ids with the bytes of their
+/// payload and result, newest first, one more than `limit` when there are more. The page stops
+/// at `limit` jobs, or before the job that would take it past `max_bytes` (but holds at least
+/// one). With it, the id the next page starts before, if there are more.
+pub(crate) fn page(
+    candidates: &[(String, i64)],
+    limit: u32,
+    max_bytes: usize,
+) -> (Vec<String>, Option<String>) {
+    let mut ids: Vec<String> = Vec::new();
+    let mut bytes: usize = 0;
+    for (id, size) in candidates {
+        let size = usize::try_from(*size).unwrap_or(0);
+        let full = ids.len() >= limit as usize
+            || (!ids.is_empty() && bytes.saturating_add(size) > max_bytes);
+        if full {
+            let next = ids.last().cloned();
+            return (ids, next);
+        }
+        bytes = bytes.saturating_add(size);
+        ids.push(id.clone());
+    }
+    (ids, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page;
+
+    fn c(sizes: &[i64]) -> Vec<(String, i64)> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("j{}", 9 - i), *s))
+            .collect()
+    }
+
+    #[test]
+    fn pages_stop_at_the_limit_or_the_byte_budget() {
+        assert_eq!(
+            page(&c(&[1, 1, 1]), 2, 100),
+            (vec!["j9".into(), "j8".into()], Some("j8".into()))
+        );
+        assert_eq!(
+            page(&c(&[1, 1]), 2, 100),
+            (vec!["j9".into(), "j8".into()], None)
+        );
+        // The budget: the third job would take the page to 150 bytes.
+        assert_eq!(
+            page(&c(&[50, 50, 50, 1]), 10, 120),
+            (vec!["j9".into(), "j8".into()], Some("j8".into()))
+        );
+        // One job larger than the budget still makes a page of its own.
+        assert_eq!(
+            page(&c(&[500, 1]), 10, 100),
+            (vec!["j9".into()], Some("j9".into()))
+        );
+        assert_eq!(page(&c(&[]), 10, 100), (vec![], None));
+    }
+}

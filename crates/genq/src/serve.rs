@@ -66,7 +66,13 @@ pub fn token_file(config: &Config) -> Option<PathBuf> {
 }
 
 /// With no tokens configured, use the admin token stored beside the database, generating it
-/// (mode 0600) on first start.
+/// on first start. The file is trusted only if it is a regular file of this user's that nobody
+/// else may read or write; it is created 0600 in one step (a temporary file linked into place),
+/// so no other process ever sees it half written or with a wider mode.
+///
+/// The token is kept as written, not as a hash: the CLI on the same machine reads it to call
+/// the API (as `psql` reads `~/.pgpass`), and its mode is what protects it. In memory genq
+/// keeps only digests of every token.
 fn ensure_admin_token(config: &mut Config) -> anyhow::Result<Option<(String, PathBuf)>> {
     let a = &config.auth;
     if !(a.admin_tokens.is_empty() && a.app_tokens.is_empty() && a.worker_tokens.is_empty()) {
@@ -75,37 +81,88 @@ fn ensure_admin_token(config: &mut Config) -> anyhow::Result<Option<(String, Pat
     let Some(path) = token_file(config) else {
         bail!("auth.admin_tokens: set at least one token when the database is PostgreSQL");
     };
-    let token = match std::fs::read_to_string(&path) {
-        Ok(text) if text.trim().len() >= 16 => text.trim().to_string(),
-        _ => {
-            let token = format!("genq_{}", uuid_hex());
-            write_private(&path, &token)
-                .with_context(|| format!("cannot store the admin token in {}", path.display()))?;
-            token
+    let token = match read_token_file(&path)? {
+        Some(token) => token,
+        None => {
+            let token = format!("genq_{}", random_hex());
+            match create_token_file(&path, &token) {
+                Ok(()) => token,
+                // Another process created it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_token_file(&path)?
+                    .with_context(|| format!("{} vanished while genq read it", path.display()))?,
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot store the admin token in {}", path.display())
+                    });
+                }
+            }
         }
     };
     config.auth.admin_tokens.push(token.clone());
     Ok(Some((token, path)))
 }
 
-fn uuid_hex() -> String {
+/// The token in `path`, `None` if there is no such file; an error that says how to fix it if
+/// the file cannot be trusted.
+fn read_token_file(path: &Path) -> anyhow::Result<Option<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = path.display();
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {shown}")),
+    };
+    if !meta.file_type().is_file() {
+        bail!(
+            "{shown} is not a regular file (a link or a directory); remove it, and genq will make a new admin token"
+        );
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        bail!(
+            "{shown} belongs to uid {}, not to uid {me} that genq runs as; remove it (genq will make a new admin token) or `chown {me} {shown}`",
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o077 != 0 {
+        bail!(
+            "{shown} may be read or changed by other users (mode {:o}); run `chmod 600 {shown}`, or remove it and genq will make a new admin token",
+            meta.mode() & 0o777
+        );
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
+    let token = text.trim();
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        bail!(
+            "{shown} does not hold an admin token (16 or more printable characters); remove it, and genq will make a new one"
+        );
+    }
+    Ok(Some(token.to_string()))
+}
+
+fn create_token_file(path: &Path, token: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // tempfile creates its files with mode 0600.
+    let mut file = tempfile::Builder::new()
+        .prefix(".genq-token-")
+        .tempfile_in(dir)?;
+    file.write_all(token.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.as_file().sync_all()?;
+    file.persist_noclobber(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn random_hex() -> String {
     use rand::RngCore;
     let mut bytes = [0u8; 20];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.write_all(b"\n")
 }
 
 pub async fn migrate(config_path: Option<&Path>) -> anyhow::Result<()> {
@@ -171,6 +228,7 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
             Arc::new(SystemClock),
         ));
         let app = genq_api::router(state);
+        let api_limits = config.api.clone();
         println!(
             "genq listening on http://{addr} (database {}, node {})",
             config.database_label(),
@@ -183,9 +241,7 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
                 path.display()
             );
         }
-        let stop = shutdown.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
+        genq_api::server::serve(listener, app, &api_limits, shutdown.cancelled())
             .await
             .context("the HTTP server failed")?;
     } else {

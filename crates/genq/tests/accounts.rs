@@ -167,7 +167,7 @@ async fn scenario_2_three_users_at_once_are_interleaved() {
     }
     let jobs = s
         .store
-        .jobs(&genq_store::JobFilter::default(), None, 200)
+        .jobs(&genq_store::JobQuery::newest(Default::default(), 200))
         .await
         .unwrap()
         .jobs;

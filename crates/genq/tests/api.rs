@@ -779,7 +779,7 @@ async fn external_workers_claim_heartbeat_complete_and_fail() {
             &format!("/v1/jobs/{id}/fail"),
             Some(WORKER),
             Some(
-                json!({"lease_token": token, "class": "rate_limited", "retry_after_ms": u64::MAX}),
+                json!({"lease_token": token, "class": "rate_limited", "retry_after_ms": i64::MAX}),
             ),
         )
         .await;
@@ -845,7 +845,6 @@ async fn stats_readiness_and_openapi() {
         "/v1/users/{id}/credits",
         "/v1/users/{id}/ledger",
         "/v1/admin/limits",
-        "/v1/admin/limits/{key}",
         "/v1/admin/providers",
         "/v1/admin/providers/{name}/keys/{label}/enable",
         "/v1/stats",
@@ -853,7 +852,16 @@ async fn stats_readiness_and_openapi() {
         "/readyz",
         "/openapi.json",
     ];
-    let routed: HashSet<String> = routed.iter().map(|s| s.to_string()).collect();
+    // `PUT /v1/admin/limits/{key}` is documented as one path per limit, each with its range.
+    let routed: HashSet<String> = routed
+        .iter()
+        .map(|s| s.to_string())
+        .chain(
+            genq_core::limits::LIMITS
+                .iter()
+                .map(|l| format!("/v1/admin/limits/{}", l.key)),
+        )
+        .collect();
     assert_eq!(documented, routed);
     assert!(doc["components"]["schemas"]["JobView"].is_object());
     s.shutdown().await;

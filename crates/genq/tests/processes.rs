@@ -93,7 +93,7 @@ async fn submit(url: &str, count: usize) -> Vec<String> {
 async fn all_jobs(dir: &Path) -> Vec<genq_core::Job> {
     let store = SqliteStore::open(dir.join("genq.db")).unwrap();
     store
-        .jobs(&JobFilter::default(), None, 10_000)
+        .jobs(&genq_store::JobQuery::newest(JobFilter::default(), 10_000))
         .await
         .unwrap()
         .jobs

@@ -4,7 +4,8 @@
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
-use crate::extract::{JsonBody, PathId};
+use crate::extract::{JsonBody, PathId, PathParams};
+use crate::openapi::{KeyLabel, ProviderName};
 use axum::Json;
 use axum::extract::State;
 use genq_core::Limits;
@@ -43,7 +44,7 @@ fn view(limits: &Limits) -> LimitsView {
 }
 
 #[utoipa::path(get, path = "/v1/admin/limits", tag = "admin",
-    responses((status = 200, body = LimitsView), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = LimitsView)))]
 pub async fn limits(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -55,13 +56,14 @@ pub async fn limits(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetLimit {
+    #[serde(deserialize_with = "crate::extract::whole::number")]
     pub value: i64,
 }
 
 #[utoipa::path(put, path = "/v1/admin/limits/{key}", tag = "admin", request_body = SetLimit,
     params(("key" = String, Path, description = "A limit key, e.g. batch_max_items_per_request")),
     responses((status = 200, body = LimitsView),
-        (status = 400, description = "`unknown_limit`, or `invalid_request` for a value of the wrong type or range; nothing changed", body = ErrorBody)))]
+        (status = 400, description = "`invalid_request` for a value of the wrong type or range; nothing changed", body = ErrorBody)))]
 pub async fn set_limit(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -102,7 +104,7 @@ pub struct ProvidersView {
 }
 
 #[utoipa::path(get, path = "/v1/admin/providers", tag = "admin",
-    responses((status = 200, body = ProvidersView), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = ProvidersView)))]
 pub async fn providers(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -114,14 +116,13 @@ pub async fn providers(
 }
 
 #[utoipa::path(post, path = "/v1/admin/providers/{name}/keys/{label}/enable", tag = "admin",
-    params(("name" = String, Path, description = "A provider name"),
-        ("label" = String, Path, description = "A key label such as `openrouter#2` (`#` written `%23`), or just its number `2`")),
+    params(("name" = ProviderName, Path), ("label" = KeyLabel, Path)),
     responses((status = 200, description = "The provider with the key enabled", body = Object),
-        (status = 404, description = "No such provider or key", body = ErrorBody)))]
+        (status = 404, description = "`not_found`: no such provider or key", body = ErrorBody)))]
 pub async fn enable_key(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    axum::extract::Path((name, label)): axum::extract::Path<(String, String)>,
+    PathParams((name, label)): PathParams<(String, String)>,
 ) -> ApiResult<Json<genq_engine::providers::upstream::ProviderView>> {
     caller.require_admin()?;
     let label = if label.chars().all(|c| c.is_ascii_digit()) {

@@ -5,6 +5,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{JsonBody, PathId};
+use crate::openapi::{Key, KindName};
 use crate::views::BatchView;
 use axum::Json;
 use axum::extract::State;
@@ -17,21 +18,30 @@ use utoipa::ToSchema;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBatch {
+    #[schema(value_type = KindName)]
     pub kind: String,
+    #[schema(value_type = Key)]
     pub user_id: String,
-    /// One payload object per item.
-    #[schema(value_type = Vec<Object>)]
+    /// One payload object per item; at most `batch_max_items_per_request` (a runtime limit)
+    /// jobs in all.
+    #[schema(value_type = Vec<Object>, min_items = 1)]
     pub items: Vec<Value>,
     /// 1 to 5: each item runs this many times.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::whole::optional")]
+    #[schema(minimum = 1, maximum = 5)]
     pub copies: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::whole::optional")]
     pub priority: Option<i32>,
+    /// RFC 3339; not claimable before then. Exclusive with `delay_ms`.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub run_at: Option<String>,
-    #[serde(default)]
+    /// Not claimable for this long. Exclusive with `run_at`.
+    #[serde(default, deserialize_with = "crate::extract::whole::optional")]
     pub delay_ms: Option<u64>,
+    /// As for a single job; or the `Idempotency-Key` header.
     #[serde(default)]
+    #[schema(value_type = Option<Key>)]
     pub idempotency_key: Option<String>,
 }
 
@@ -46,7 +56,7 @@ pub struct Submitted {
     responses(
         (status = 201, description = "Enqueued, all of it", body = Submitted),
         (status = 200, description = "A repeat with the same idempotency key", body = Submitted),
-        (status = 400, description = "Invalid, or more items than batch_max_items_per_request (`batch_too_large`); nothing enqueued", body = ErrorBody),
+        (status = 400, description = "`invalid_request`, `unknown_kind`, or more jobs than batch_max_items_per_request (`batch_too_large`); nothing enqueued", body = ErrorBody),
         (status = 402, description = "`insufficient_credits`: nothing enqueued", body = ErrorBody),
         (status = 429, description = "`queue_limit` or `daily_limit` (with Retry-After): nothing enqueued", body = ErrorBody),
     ))]
@@ -102,8 +112,8 @@ pub async fn submit(
 }
 
 #[utoipa::path(get, path = "/v1/batches/{id}", tag = "batches",
-    params(("id" = String, Path, description = "Batch id")),
-    responses((status = 200, body = BatchView), (status = 404, body = ErrorBody)))]
+    params(("id" = Key, Path, description = "Batch id")),
+    responses((status = 200, body = BatchView), (status = 404, description = "`not_found`", body = ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     caller: Caller,

@@ -6,37 +6,45 @@ use crate::auth::Caller;
 use crate::cursor;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{JsonBody, PathId, QueryParams, check_key};
+use crate::openapi::{JobCursor, JobStateName, Key, KindName};
 use crate::views::JobView;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use genq_core::JobState;
-use genq_store::{JobFilter, NewJobs};
+use genq_store::{JobFilter, JobQuery, NewJobs};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
-/// Furthest into the future a job may be scheduled.
-const MAX_DELAY: chrono::Duration = chrono::Duration::days(366);
+/// Longest `delay_ms`: ten years. (`run_at` may name any time RFC 3339 can.)
+pub const MAX_DELAY_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueJob {
+    #[schema(value_type = KindName)]
     pub kind: String,
+    #[schema(value_type = Key)]
     pub user_id: String,
     #[schema(value_type = Object)]
     pub payload: Value,
-    #[serde(default)]
+    /// Higher runs first; default: the kind's priority.
+    #[serde(default, deserialize_with = "crate::extract::whole::optional")]
     pub priority: Option<i32>,
     /// RFC 3339; not claimable before then. Exclusive with `delay_ms`.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub run_at: Option<String>,
-    #[serde(default)]
+    /// Not claimable for this long. Exclusive with `run_at`.
+    #[serde(default, deserialize_with = "crate::extract::whole::optional")]
     pub delay_ms: Option<u64>,
-    /// Or the `Idempotency-Key` header.
+    /// A repeat with the same `(user_id, idempotency_key)` returns the original job. May be
+    /// sent as the `Idempotency-Key` header instead; if both are sent they must be equal.
     #[serde(default)]
+    #[schema(value_type = Option<Key>)]
     pub idempotency_key: Option<String>,
 }
 
@@ -60,13 +68,7 @@ impl Admission<'_> {
     ) -> ApiResult<NewJobs> {
         check_key("user_id", self.user_id)?;
         check_key("kind", self.kind)?;
-        let kind = state.config.kind(self.kind).ok_or_else(|| {
-            ApiError::new(Code::UnknownKind, format!("unknown kind {:?}", self.kind)).with_details(
-                serde_json::json!({
-                    "kinds": state.config.kinds.iter().map(|k| k.name.as_str()).collect::<Vec<_>>()
-                }),
-            )
-        })?;
+        let kind = known_kind(state, self.kind)?;
         if let Some(key) = &self.idempotency_key {
             check_key("idempotency_key", key)?;
         }
@@ -80,15 +82,15 @@ impl Admission<'_> {
                     .map_err(|e| ApiError::invalid(format!("run_at is not RFC 3339: {e}")))?
                     .with_timezone(&Utc),
             ),
-            (None, Some(ms)) => {
-                let max = MAX_DELAY.num_milliseconds() as u64 + 1;
-                Some(now + chrono::Duration::milliseconds(ms.min(max) as i64))
+            (None, Some(ms)) if ms > MAX_DELAY_MS => {
+                return Err(ApiError::invalid(format!(
+                    "delay_ms may be at most {MAX_DELAY_MS} (ten years)"
+                ))
+                .with_details(serde_json::json!({"field": "delay_ms"})));
             }
+            (None, Some(ms)) => Some(now + chrono::Duration::milliseconds(ms as i64)),
             (None, None) => None,
         };
-        if run_at.is_some_and(|t| t > now + MAX_DELAY) {
-            return Err(ApiError::invalid("run_at may be at most 366 days ahead"));
-        }
         for (i, payload) in payloads.iter().enumerate() {
             if !payload.is_object() {
                 let field = if as_batch {
@@ -115,6 +117,17 @@ impl Admission<'_> {
             user_defaults: state.config.users.defaults(),
         })
     }
+}
+
+/// A configured kind; `unknown_kind` (400) naming the kinds there are otherwise.
+pub(crate) fn known_kind<'a>(state: &'a AppState, kind: &str) -> ApiResult<&'a genq_config::Kind> {
+    state.config.kind(kind).ok_or_else(|| {
+        ApiError::new(Code::UnknownKind, format!("unknown kind {kind:?}")).with_details(
+            serde_json::json!({
+                "kinds": state.config.kinds.iter().map(|k| k.name.as_str()).collect::<Vec<_>>()
+            }),
+        )
+    })
 }
 
 /// The body's key, or the `Idempotency-Key` header's; both must agree.
@@ -172,7 +185,9 @@ pub(crate) fn wake_for(state: &AppState, delayed: bool) {
     responses(
         (status = 201, description = "Enqueued", body = JobView),
         (status = 200, description = "A repeat of an earlier request with the same idempotency key: the original job", body = JobView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 400, description = "`invalid_request`, or `unknown_kind`; nothing enqueued", body = ErrorBody),
+        (status = 402, description = "`insufficient_credits`: nothing enqueued", body = ErrorBody),
+        (status = 429, description = "`queue_limit`, or `daily_limit` (with Retry-After): nothing enqueued", body = ErrorBody),
     ))]
 pub async fn enqueue(
     State(state): State<Arc<AppState>>,
@@ -207,8 +222,8 @@ pub async fn enqueue(
 }
 
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
-    params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
+    params(("id" = Key, Path, description = "Job id")),
+    responses((status = 200, body = JobView), (status = 404, description = "`not_found`", body = ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -225,15 +240,22 @@ pub async fn get(
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(value_type = Option<Key>)]
     pub user_id: Option<String>,
-    /// One of queued, running, retrying, succeeded, failed, canceled.
+    #[param(value_type = Option<JobStateName>)]
     pub state: Option<String>,
+    #[param(value_type = Option<KindName>)]
     pub kind: Option<String>,
+    #[param(value_type = Option<Key>)]
     pub batch_id: Option<String>,
-    /// 1 to 200; default 50.
+    /// Most jobs on the page: 1 to 200, default 50. A page also ends early, with a
+    /// `next_cursor`, once its payloads and results reach `api.list_page_bytes` (1 MiB).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<JobCursor>)]
     pub cursor: Option<String>,
 }
 
@@ -245,7 +267,7 @@ pub struct JobPage {
 }
 
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
-    responses((status = 200, body = JobPage), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = JobPage)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -256,14 +278,13 @@ pub async fn list(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 200"));
     }
-    for (field, value) in [
-        ("user_id", &q.user_id),
-        ("kind", &q.kind),
-        ("batch_id", &q.batch_id),
-    ] {
+    for (field, value) in [("user_id", &q.user_id), ("batch_id", &q.batch_id)] {
         if let Some(v) = value {
             check_key(field, v)?;
         }
+    }
+    if let Some(kind) = &q.kind {
+        known_kind(&state, kind)?;
     }
     let filter = JobFilter {
         user_id: q.user_id,
@@ -276,19 +297,26 @@ pub async fn list(
         kind: q.kind,
         batch_id: q.batch_id,
     };
-    let before = q.cursor.as_deref().map(cursor::decode).transpose()?;
-    let page = state.store.jobs(&filter, before.as_deref(), limit).await?;
+    let page = state
+        .store
+        .jobs(&JobQuery {
+            filter,
+            before: q.cursor.as_deref().map(cursor::decode_jobs).transpose()?,
+            limit,
+            max_bytes: state.config.api.list_page_bytes,
+        })
+        .await?;
     let v = visibility(&state, &caller);
     Ok(Json(JobPage {
         items: page.jobs.into_iter().map(|j| JobView::new(j, v)).collect(),
-        next_cursor: page.next_before.as_deref().map(cursor::encode),
+        next_cursor: page.next_before.as_deref().map(cursor::encode_jobs),
     }))
 }
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
-    params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, body = JobView), (status = 404, body = ErrorBody),
-        (status = 409, description = "Already finished", body = ErrorBody)))]
+    params(("id" = Key, Path, description = "Job id")),
+    responses((status = 200, body = JobView), (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`: already finished", body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -301,9 +329,10 @@ pub async fn cancel(
 }
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",
-    params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, body = JobView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "Not failed or canceled", body = ErrorBody)))]
+    params(("id" = Key, Path, description = "Job id")),
+    responses((status = 200, body = JobView), (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 402, description = "`insufficient_credits` for the new debit", body = ErrorBody),
+        (status = 409, description = "`conflict`: not failed or canceled", body = ErrorBody)))]
 pub async fn retry(
     State(state): State<Arc<AppState>>,
     caller: Caller,

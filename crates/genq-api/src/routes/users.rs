@@ -4,11 +4,10 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, PathId, QueryParams};
+use crate::openapi::{Key, LedgerCursor, Plan};
 use crate::views::ts;
 use axum::Json;
 use axum::extract::State;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use genq_core::limits::PLANS;
 use genq_core::{LedgerEntry, User};
 use genq_store::UserCtx;
@@ -54,28 +53,36 @@ async fn view(state: &AppState, user: User) -> ApiResult<UserView> {
 }
 
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users",
-    params(("id" = String, Path, description = "User id")),
-    responses((status = 200, body = UserView), (status = 400, body = ErrorBody)))]
+    params(("id" = Key, Path, description = "User id")),
+    responses((status = 200, body = UserView),
+        (status = 404, description = "`not_found`: no job, plan or credits ever named this user", body = ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     PathId(id): PathId,
 ) -> ApiResult<Json<UserView>> {
     caller.require_app()?;
-    let user = state.store.user(&id, &user_ctx(&state)).await?;
+    let day = state.config.quota.day(state.clock.now());
+    let user = state.store.user(&id, &day).await.map_err(|e| match e {
+        genq_store::StoreError::NotFound => ApiError::new(
+            crate::error::Code::NotFound,
+            format!("no user {id:?}: a user exists once a job, a plan or credits name it"),
+        ),
+        other => other.into(),
+    })?;
     Ok(Json(view(&state, user).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPlan {
-    /// `free`, `basic`, `professional` or `enterprise`.
+    #[schema(value_type = Plan)]
     pub plan: String,
 }
 
 #[utoipa::path(put, path = "/v1/users/{id}", tag = "users", request_body = SetPlan,
-    params(("id" = String, Path, description = "User id")),
-    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    params(("id" = Key, Path, description = "User id")),
+    responses((status = 200, body = UserView)))]
 pub async fn put(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -98,18 +105,25 @@ pub async fn put(
     Ok(Json(view(&state, user).await?))
 }
 
+/// Longest reason of a credits change, in characters.
+pub const MAX_REASON_CHARS: usize = 200;
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credits {
     /// Added to the balance; negative takes away (409 if the balance would go below zero).
+    /// Not 0; at most 10^12 either way.
+    #[schema(minimum = -1_000_000_000_000i64, maximum = 1_000_000_000_000i64)]
+    #[serde(deserialize_with = "crate::extract::whole::number")]
     pub delta: i64,
+    /// 1 to 200 characters, no control characters.
     pub reason: String,
 }
 
 #[utoipa::path(post, path = "/v1/users/{id}/credits", tag = "users", request_body = Credits,
-    params(("id" = String, Path, description = "User id")),
-    responses((status = 200, body = UserView), (status = 400, body = ErrorBody),
-        (status = 409, description = "The balance would go below zero; nothing changed", body = ErrorBody)))]
+    params(("id" = Key, Path, description = "User id")),
+    responses((status = 200, body = UserView),
+        (status = 409, description = "`conflict`: the balance would go below zero; nothing changed", body = ErrorBody)))]
 pub async fn credits(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -123,7 +137,7 @@ pub async fn credits(
                 .with_details(serde_json::json!({"field": "delta"})),
         );
     }
-    crate::extract::check_key("reason", &body.reason)?;
+    crate::extract::check_text("reason", &body.reason, MAX_REASON_CHARS)?;
     let user = state
         .store
         .add_credits(&id, body.delta, &body.reason, &user_ctx(&state))
@@ -170,26 +184,18 @@ pub struct LedgerPage {
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LedgerQuery {
     /// 1 to 200; default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<LedgerCursor>)]
     pub cursor: Option<String>,
 }
 
-const LEDGER_CURSOR: &str = "l1:";
-
-fn decode_ledger_cursor(cursor: &str) -> ApiResult<i64> {
-    let bad =
-        || ApiError::invalid("invalid cursor: pass next_cursor from a previous page as it is");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix(LEDGER_CURSOR)
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(bad)
-}
-
-#[utoipa::path(get, path = "/v1/users/{id}/ledger", tag = "users", params(("id" = String, Path, description = "User id"), LedgerQuery),
-    responses((status = 200, body = LedgerPage), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/users/{id}/ledger", tag = "users", params(("id" = Key, Path, description = "User id"), LedgerQuery),
+    responses((status = 200, description = "Newest first; empty for a user never seen", body = LedgerPage)))]
 pub async fn ledger(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -201,10 +207,14 @@ pub async fn ledger(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 200"));
     }
-    let before = q.cursor.as_deref().map(decode_ledger_cursor).transpose()?;
+    let before = q
+        .cursor
+        .as_deref()
+        .map(crate::cursor::decode_ledger)
+        .transpose()?;
     let (entries, next) = state.store.ledger(&id, before, limit).await?;
     Ok(Json(LedgerPage {
         items: entries.into_iter().map(Into::into).collect(),
-        next_cursor: next.map(|n| URL_SAFE_NO_PAD.encode(format!("{LEDGER_CURSOR}{n}"))),
+        next_cursor: next.map(crate::cursor::encode_ledger),
     }))
 }

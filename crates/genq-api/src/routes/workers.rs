@@ -7,6 +7,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{JsonBody, PathId, check_key};
+use crate::openapi::{ExternalKindName, FailClass, Key};
 use crate::views::{ClaimedJobView, JobView, ts};
 use axum::Json;
 use axum::extract::State;
@@ -29,13 +30,17 @@ const MAX_DETAIL: usize = 4096;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
+    #[schema(value_type = Key)]
     pub worker_id: String,
+    /// Kinds configured with `external = true`.
+    #[schema(value_type = Vec<ExternalKindName>, min_items = 1, max_items = 100)]
     pub kinds: Vec<String>,
     /// 1 to 100; default 1.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::whole::optional")]
+    #[schema(minimum = 1, maximum = 100)]
     pub max: Option<u32>,
     /// Wait up to this long for a job when none is ready (capped by `api.max_claim_wait`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::whole::optional")]
     pub wait_ms: Option<u64>,
 }
 
@@ -45,7 +50,8 @@ pub struct Claimed {
 }
 
 #[utoipa::path(post, path = "/v1/workers/claim", tag = "workers", request_body = ClaimBody,
-    responses((status = 200, body = Claimed), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Claimed),
+        (status = 400, description = "`invalid_request`, or `unknown_kind`; a kind that is not external is refused", body = ErrorBody)))]
 pub async fn claim(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -63,12 +69,7 @@ pub async fn claim(
         return Err(ApiError::invalid("kinds must name 1 to 100 kinds"));
     }
     for kind in &body.kinds {
-        if state.config.kind(kind).is_none() {
-            return Err(ApiError::new(
-                Code::UnknownKind,
-                format!("unknown kind {kind:?}"),
-            ));
-        }
+        external_kind(&state, kind)?;
     }
     let wait =
         Duration::from_millis(body.wait_ms.unwrap_or(0)).min(state.config.api.max_claim_wait);
@@ -119,6 +120,7 @@ pub async fn claim(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatBody {
+    #[schema(value_type = Key)]
     pub lease_token: String,
 }
 
@@ -135,8 +137,9 @@ fn lost() -> ApiError {
 }
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/heartbeat", tag = "workers", request_body = HeartbeatBody,
-    params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, body = LeaseView), (status = 409, description = "Lease lost or job canceled: stop working on it", body = ErrorBody)))]
+    params(("id" = Key, Path, description = "Job id")),
+    responses((status = 200, body = LeaseView), (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`: the lease is lost or the job was canceled; stop working on it", body = ErrorBody)))]
 pub async fn heartbeat(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -167,14 +170,16 @@ pub async fn heartbeat(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
+    #[schema(value_type = Key)]
     pub lease_token: String,
     #[schema(value_type = Object)]
     pub result: Value,
 }
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/complete", tag = "workers", request_body = CompleteBody,
-    params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, body = JobView), (status = 409, body = ErrorBody)))]
+    params(("id" = Key, Path, description = "Job id")),
+    responses((status = 200, body = JobView), (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`: the lease is lost", body = ErrorBody)))]
 pub async fn complete(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -183,10 +188,14 @@ pub async fn complete(
 ) -> ApiResult<Json<JobView>> {
     caller.require_worker()?;
     check_key("lease_token", &body.lease_token)?;
+    if !body.result.is_object() {
+        return Err(ApiError::invalid("result must be a JSON object")
+            .with_details(serde_json::json!({"field": "result"})));
+    }
     let job = leased_job(&state, &id, &body.lease_token).await?;
-    let outcome = Outcome::Succeeded {
-        result: body.result,
-    };
+    let mut result = body.result;
+    state.engine.shared().providers.redactor.value(&mut result);
+    let outcome = Outcome::Succeeded { result };
     apply(
         &state,
         &caller,
@@ -198,23 +207,24 @@ pub async fn complete(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailBody {
+    #[schema(value_type = Key)]
     pub lease_token: String,
-    /// An error class: `user_error`, `temporary`, `rate_limited`, `billing`, `timeout`,
-    /// `internal`, `canceled`.
+    #[schema(value_type = FailClass)]
     pub class: String,
     #[serde(default)]
     pub message: Option<String>,
     #[serde(default)]
     pub detail: Option<String>,
     /// For `rate_limited`: the provider's Retry-After.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::whole::optional")]
     pub retry_after_ms: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/fail", tag = "workers", request_body = FailBody,
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = Key, Path, description = "Job id")),
     responses((status = 200, description = "The job after the failure: retrying, failed or canceled", body = JobView),
-        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`: the lease is lost", body = ErrorBody)))]
 pub async fn fail(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -272,6 +282,20 @@ async fn apply(state: &AppState, caller: &Caller, finish: Finish) -> ApiResult<J
     Ok(Json(JobView::new(job, visibility(state, caller))))
 }
 
+/// A kind external workers may run: configured, and `external = true`. The others are run by
+/// genq's own workers; a worker token that could claim them could complete a paid job with a
+/// forged result.
+fn external_kind(state: &AppState, kind: &str) -> ApiResult<()> {
+    if super::jobs::known_kind(state, kind)?.external {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "kind {kind:?} is run by genq's own workers; external workers may claim only kinds configured with external = true"
+        ))
+        .with_details(serde_json::json!({"kind": kind})))
+    }
+}
+
 /// The job, if `token` is its current lease; 409 otherwise. The write that follows is fenced
 /// by the same token, so a lease lost in between still changes nothing.
 async fn leased_job(state: &AppState, id: &str, token: &str) -> ApiResult<genq_core::Job> {
@@ -279,6 +303,7 @@ async fn leased_job(state: &AppState, id: &str, token: &str) -> ApiResult<genq_c
     if job.lease.as_ref().map(|l| l.token.as_str()) != Some(token) {
         return Err(lost());
     }
+    external_kind(state, &job.kind)?;
     Ok(job)
 }
 

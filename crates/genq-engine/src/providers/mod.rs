@@ -13,6 +13,7 @@ pub mod demo;
 pub mod http;
 pub mod keys;
 pub mod pace;
+pub mod redact;
 pub mod slots;
 pub mod task;
 pub mod upstream;
@@ -30,6 +31,8 @@ pub struct Providers {
     pub handlers: HashMap<String, Arc<dyn Handler>>,
     /// External providers (`http`, `task`), in config order.
     pub upstreams: Vec<Arc<Upstream>>,
+    /// Takes every configured key out of what genq keeps.
+    pub redactor: redact::Redactor,
 }
 
 impl Providers {
@@ -69,7 +72,15 @@ pub fn build(
     let setup = |key: String| move |message: String| SetupError { key, message };
     let mut demo: HashMap<&str, Arc<demo::DemoProvider>> = HashMap::new();
     let mut upstreams: HashMap<&str, Arc<Upstream>> = HashMap::new();
-    let mut providers = Providers::default();
+    let mut providers = Providers {
+        redactor: redact::Redactor::new(
+            config
+                .providers
+                .iter()
+                .flat_map(|p| p.keys.iter().map(String::as_str)),
+        ),
+        ..Providers::default()
+    };
     for (i, p) in config.providers.iter().enumerate() {
         match p.kind {
             ProviderType::Demo => {
@@ -79,8 +90,13 @@ pub fn build(
             }
             ProviderType::Http | ProviderType::Task => {
                 let upstream = Arc::new(
-                    Upstream::from_config(p, budgets.clone(), slots.clone())
-                        .map_err(setup(format!("providers[{i}]")))?,
+                    Upstream::from_config(
+                        p,
+                        budgets.clone(),
+                        slots.clone(),
+                        providers.redactor.clone(),
+                    )
+                    .map_err(setup(format!("providers[{i}]")))?,
                 );
                 upstreams.insert(&p.name, upstream.clone());
                 providers.upstreams.push(upstream);

@@ -5,6 +5,7 @@
 use super::classify::{Rules, class_of_status, excerpt, exhausted_for, retry_after};
 use super::keys::{Key, KeyPool, KeyView};
 use super::pace::{Bucket, Budgets};
+use super::redact::Redactor;
 use super::slots::Slots;
 use crate::handler::Attempt;
 use genq_config::{Provider, ProviderType};
@@ -43,6 +44,7 @@ pub struct Upstream {
     /// How long a slot outlives a holder that never gives it back (a crash).
     slot_ttl: Duration,
     rules: Rules,
+    redactor: Redactor,
     pub in_flight: AtomicU64,
 }
 
@@ -78,6 +80,7 @@ impl Upstream {
         p: &Provider,
         budgets: Arc<dyn Budgets>,
         slots: Arc<dyn Slots>,
+        redactor: Redactor,
     ) -> Result<Upstream, String> {
         let base_url = p.base_url.clone().ok_or("needs base_url")?;
         let timeout = p.timeout.unwrap_or(Duration::from_secs(60));
@@ -113,6 +116,7 @@ impl Upstream {
             slots,
             slot_ttl,
             rules: Rules::new(&p.error_rules)?,
+            redactor,
             name: p.name.clone(),
             kind: p.kind,
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -410,16 +414,27 @@ impl Upstream {
             } else {
                 "failed"
             };
-            // reqwest's error text names the URL, never the Authorization header.
+            // reqwest's error text names the URL, never the Authorization header; redacted
+            // all the same, in case a key was written into base_url.
             Failure::new(
                 ErrorClass::Temporary,
-                format!("request to {} ({}) {what}: {e}", self.name, key.label),
+                self.redactor
+                    .text(&format!(
+                        "request to {} ({}) {what}: {e}",
+                        self.name, key.label
+                    ))
+                    .into_owned(),
             )
         };
         let response = request.send().await.map_err(network)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.text().await.map_err(network)?;
+        let mut body = response.text().await.map_err(network)?;
+        // Some providers echo the request's Authorization header; nothing genq keeps from an
+        // answer (result, error detail, logs) may hold a key.
+        if let std::borrow::Cow::Owned(clean) = self.redactor.text(&body) {
+            body = clean;
+        }
         Ok((status, headers, body))
     }
 }

@@ -392,7 +392,7 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
         }
         // After every step the store holds exactly the model's jobs, in the model's states.
         let page = store
-            .jobs(&JobFilter::default(), None, 10_000)
+            .jobs(&crate::JobQuery::newest(JobFilter::default(), 10_000))
             .await
             .unwrap();
         assert_eq!(page.jobs.len(), jobs.len(), "jobs appeared or vanished");
@@ -415,7 +415,7 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
                 defaults: defaults(),
                 now,
             };
-            let u = store.user(user, &ctx).await.unwrap();
+            let u = store.user(user, &ctx.day).await.unwrap();
             assert_eq!(u.credits, *balance, "{user}'s balance");
             assert_eq!(
                 u.unfinished as usize,

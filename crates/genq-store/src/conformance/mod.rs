@@ -9,7 +9,8 @@ pub mod pg;
 pub use histories::{Op, op, run_history};
 
 use crate::{
-    ClaimRequest, Finish, JobFilter, LeaseRef, NewJobs, Outcome, Store, StoreError, UserCtx,
+    ClaimRequest, Finish, JobFilter, JobQuery, LeaseRef, NewJobs, Outcome, Store, StoreError,
+    UserCtx,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use genq_core::{ErrorClass, Job, JobError, JobState};
@@ -31,7 +32,7 @@ macro_rules! conformance_tests {
             due_retry_is_claimable_at_once, heartbeat_renews_and_reports_lost_leases,
             cancel_from_every_state, admin_retry_requeues_with_a_fresh_budget,
             rescuer_fence_loses_to_a_heartbeat, running_jobs_by_node,
-            pages_never_repeat_or_skip_while_jobs_arrive, list_filters, stats_count_states,
+            pages_never_repeat_or_skip_while_jobs_arrive, pages_stop_at_a_byte_budget, list_filters, stats_count_states,
             concurrent_claimers_never_share_a_job, a_node_id_is_held_by_one_process,
             users_are_created_on_first_use, limits_are_stored_and_checked,
             enqueue_checks_every_limit_before_writing, credits_are_debited_and_refunded_once,
@@ -645,7 +646,10 @@ pub async fn pages_never_repeat_or_skip_while_jobs_arrive(store: DynStore) {
     let mut before: Option<String> = None;
     loop {
         let page = store
-            .jobs(&JobFilter::default(), before.as_deref(), 7)
+            .jobs(&JobQuery {
+                before: before.clone(),
+                ..JobQuery::newest(JobFilter::default(), 7)
+            })
             .await
             .unwrap();
         seen.extend(page.jobs.iter().map(|j| j.id.clone()));
@@ -660,13 +664,65 @@ pub async fn pages_never_repeat_or_skip_while_jobs_arrive(store: DynStore) {
     assert_eq!(seen, all, "newest first, each exactly once");
 }
 
+pub async fn pages_stop_at_a_byte_budget(store: DynStore) {
+    // Five jobs of ~10 kB each and one small one, newest last.
+    let mut single = new_jobs("u1", 1);
+    single.as_batch = false;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let mut one = single.clone();
+        let size = if i == 5 { 10 } else { 10_000 };
+        one.payloads = vec![json!({"blob": "x".repeat(size)})];
+        ids.push(store.enqueue(one).await.unwrap().jobs[0].id.clone());
+    }
+    ids.reverse();
+    let page = |before: Option<String>, max_bytes: usize| {
+        let store = store.clone();
+        async move {
+            store
+                .jobs(&JobQuery {
+                    before,
+                    max_bytes,
+                    ..JobQuery::newest(JobFilter::default(), 200)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    // 25 kB: the small job and two large ones fit, a third large one would not.
+    let first = page(None, 25_000).await;
+    let got: Vec<&str> = first.jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(got, ids[..3].iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(first.next_before.as_deref(), Some(ids[2].as_str()));
+    // A budget smaller than one job still makes progress, one job a page.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let p = page(before, 100).await;
+        assert_eq!(p.jobs.len(), 1);
+        seen.push(p.jobs[0].id.clone());
+        match p.next_before {
+            Some(b) => before = Some(b),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+}
+
 pub async fn list_filters(store: DynStore) {
     store.enqueue(new_jobs("u1", 3)).await.unwrap();
     let b = store.enqueue(new_jobs("u2", 2)).await.unwrap();
     claim(&store, 1).await;
     let count = |f: JobFilter| {
         let store = store.clone();
-        async move { store.jobs(&f, None, 200).await.unwrap().jobs.len() }
+        async move {
+            store
+                .jobs(&JobQuery::newest(f, 200))
+                .await
+                .unwrap()
+                .jobs
+                .len()
+        }
     };
     assert_eq!(
         count(JobFilter {
@@ -784,15 +840,21 @@ fn poor(credits: i64, plan: &str) -> genq_core::UserDefaults {
 }
 
 async fn user(store: &DynStore, id: &str) -> genq_core::User {
-    store.user(id, &ctx()).await.unwrap()
+    store.user(id, &ctx().day).await.unwrap()
 }
 
 pub async fn users_are_created_on_first_use(store: DynStore) {
+    // Reading a user never seen creates nothing.
+    assert!(matches!(
+        store.user("new", &ctx().day).await,
+        Err(StoreError::NotFound)
+    ));
     let u = store
-        .user(
+        .set_plan(
             "new",
+            "basic",
             &UserCtx {
-                defaults: poor(7, "basic"),
+                defaults: poor(7, "free"),
                 ..ctx()
             },
         )
@@ -812,13 +874,20 @@ pub async fn users_are_created_on_first_use(store: DynStore) {
     assert!(next.is_none());
     // Seen again: the defaults do not apply twice.
     let again = store
-        .user(
+        .add_credits(
             "new",
+            1,
+            "bonus",
             &UserCtx {
                 defaults: poor(100, "free"),
                 ..ctx()
             },
         )
+        .await
+        .unwrap();
+    assert_eq!((again.plan.as_str(), again.credits), ("basic", 8));
+    let again = store
+        .add_credits("new", -1, "bonus taken back", &ctx())
         .await
         .unwrap();
     assert_eq!((again.plan.as_str(), again.credits), ("basic", 7));
@@ -839,7 +908,7 @@ pub async fn users_are_created_on_first_use(store: DynStore) {
         "a refused adjustment changes nothing"
     );
     let (entries, _) = store.ledger("new", None, 10).await.unwrap();
-    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries.len(), 4, "{entries:?}");
 }
 
 pub async fn limits_are_stored_and_checked(store: DynStore) {
@@ -936,7 +1005,7 @@ pub async fn enqueue_checks_every_limit_before_writing(store: DynStore) {
     );
     assert_eq!(
         store
-            .jobs(&JobFilter::default(), None, 200)
+            .jobs(&JobQuery::newest(JobFilter::default(), 200))
             .await
             .unwrap()
             .jobs
@@ -1175,7 +1244,7 @@ pub async fn parked_task_jobs_are_polled_when_due(store: DynStore) {
     let done = store.job(&job.id).await.unwrap();
     assert_eq!(done.state, JobState::Succeeded);
     assert_eq!(done.attempt, 1);
-    let user = store.user("u1", &ctx()).await.unwrap();
+    let user = store.user("u1", &ctx().day).await.unwrap();
     assert_eq!(
         user.running, 0,
         "the running count follows the job, not the polls"
@@ -1250,7 +1319,7 @@ pub async fn parked_jobs_can_be_canceled(store: DynStore) {
     assert_eq!(canceled.state, JobState::Canceled);
     let polls = store.claim_polls(claim_req(1, t0())).await.unwrap();
     assert!(polls.jobs.is_empty() && polls.next_due.is_none());
-    let user = store.user("u1", &ctx()).await.unwrap();
+    let user = store.user("u1", &ctx().day).await.unwrap();
     assert_eq!(user.running, 0);
 }
 
@@ -1281,7 +1350,7 @@ pub async fn a_batch_naming_a_job_twice_applies_once(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(applied, vec![true, false]);
-    let user = store.user("u1", &ctx()).await.unwrap();
+    let user = store.user("u1", &ctx().day).await.unwrap();
     assert_eq!((user.running, user.unfinished), (0, 0));
     let (entries, _) = store.ledger("u1", None, 50).await.unwrap();
     let refunds = entries

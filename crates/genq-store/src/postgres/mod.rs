@@ -18,8 +18,8 @@ mod rows;
 
 use crate::rules::Candidate;
 use crate::{
-    BudgetOp, ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome,
-    Page, Polls, Rejection, Result, Signal, Staged, Stats, Store, StoreError, UserCtx,
+    BudgetOp, ClaimRequest, Enqueued, Finish, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page,
+    Polls, Rejection, Result, Signal, Staged, Stats, Store, StoreError, UserCtx,
 };
 use accounts::Counts;
 use async_trait::async_trait;
@@ -717,39 +717,46 @@ async fn admin_retry(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Resu
     Ok(job)
 }
 
-async fn list_jobs(
-    c: &mut PgConnection,
-    filter: &JobFilter,
-    before: Option<&str>,
-    limit: u32,
-) -> Result<Page, PgError> {
-    // Only the filters given become conditions, so the planner sees the index that fits.
-    let mut query = sqlx::QueryBuilder::new("SELECT * FROM jobs WHERE true");
+async fn list_jobs(c: &mut PgConnection, q: &JobQuery) -> Result<Page, PgError> {
+    // First the ids and sizes of the candidates, so that the byte budget is applied before
+    // any payload is sent. Only the filters given become conditions, so the planner sees the
+    // index that fits.
+    let mut query = sqlx::QueryBuilder::new(
+        "SELECT id, octet_length(payload::text) + coalesce(octet_length(result::text), 0) FROM jobs WHERE true",
+    );
+    let f = &q.filter;
     let conditions = [
-        ("user_id", filter.user_id.clone()),
-        ("state", filter.state.map(|s| s.as_str().to_string())),
-        ("kind", filter.kind.clone()),
-        ("batch_id", filter.batch_id.clone()),
+        ("user_id", f.user_id.clone()),
+        ("state", f.state.map(|s| s.as_str().to_string())),
+        ("kind", f.kind.clone()),
+        ("batch_id", f.batch_id.clone()),
     ];
     for (column, value) in conditions {
         if let Some(value) = value {
             query.push(format!(" AND {column} = ")).push_bind(value);
         }
     }
-    if let Some(before) = before {
-        query.push(" AND id < ").push_bind(before.to_string());
+    if let Some(before) = &q.before {
+        query.push(" AND id < ").push_bind(before.clone());
     }
     query
         .push(" ORDER BY id DESC LIMIT ")
-        .push_bind(limit as i64 + 1);
-    let found = query.build().fetch_all(c).await?;
-    let mut jobs = found.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
-    let next_before = if jobs.len() > limit as usize {
-        jobs.truncate(limit as usize);
-        jobs.last().map(|j| j.id.clone())
-    } else {
-        None
-    };
+        .push_bind(q.limit as i64 + 1);
+    let candidates: Vec<(String, i64)> = query
+        .build_query_as::<(String, i32)>()
+        .fetch_all(&mut *c)
+        .await?
+        .into_iter()
+        .map(|(id, bytes)| (id, bytes as i64))
+        .collect();
+    let (ids, next_before) = crate::rules::page(&candidates, q.limit, q.max_bytes);
+    let jobs = sqlx::query(sql!("job_get_many"))
+        .bind(&ids)
+        .fetch_all(&mut *c)
+        .await?
+        .iter()
+        .map(rows::job)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Page { jobs, next_before })
 }
 
@@ -1064,11 +1071,9 @@ impl Store for PgStore {
         job_by_id(&mut c, job_id).await.map_err(PgError::into_store)
     }
 
-    async fn jobs(&self, filter: &JobFilter, before: Option<&str>, limit: u32) -> Result<Page> {
+    async fn jobs(&self, query: &JobQuery) -> Result<Page> {
         let mut c = self.pool.acquire().await.map_err(db_error)?;
-        list_jobs(&mut c, filter, before, limit)
-            .await
-            .map_err(PgError::into_store)
+        list_jobs(&mut c, query).await.map_err(PgError::into_store)
     }
 
     async fn batch(&self, batch_id: &str) -> Result<Batch> {
@@ -1104,11 +1109,11 @@ impl Store for PgStore {
         })
     }
 
-    async fn user(&self, user_id: &str, ctx: &UserCtx) -> Result<User> {
-        transaction!(self, |c| async {
-            accounts::ensure_user_locked(c, user_id, &ctx.defaults, ctx.now).await?;
-            user_on(c, user_id, &ctx.day).await
-        })
+    async fn user(&self, user_id: &str, day: &str) -> Result<User> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        user_on(&mut c, user_id, day)
+            .await
+            .map_err(PgError::into_store)
     }
 
     async fn set_plan(&self, user_id: &str, plan: &str, ctx: &UserCtx) -> Result<User> {

@@ -16,7 +16,7 @@ mod writer;
 
 use crate::rules::Candidate;
 use crate::{
-    ClaimRequest, Enqueued, Finish, JobFilter, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls,
+    ClaimRequest, Enqueued, Finish, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls,
     Rejection, Result, Staged, Stats, Store, StoreError, UserCtx,
 };
 use async_trait::async_trait;
@@ -53,6 +53,7 @@ impl SqliteStore {
 
     pub fn open_with(path: impl AsRef<Path>, synchronous: Synchronous) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
+        create_private(&path)?;
         let mut conn = Connection::open(&path).map_err(db_error)?;
         configure(&conn, false).map_err(db_error)?;
         conn.execute_batch(match synchronous {
@@ -90,6 +91,25 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         self.readers.read(f).await
+    }
+}
+
+/// A new database file is created readable by its owner only; SQLite gives its `-wal` and
+/// `-shm` files the same mode. Jobs hold users' payloads and results.
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "cannot create {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -646,25 +666,20 @@ fn explain_miss(conn: &Connection, id: &str, wanted: &str) -> StoreError {
     }
 }
 
-fn list_jobs(
-    conn: &Connection,
-    filter: &JobFilter,
-    before: Option<&str>,
-    limit: u32,
-) -> Result<Page> {
-    // Only the filters given become conditions, so SQLite can pick the index that fits
-    // (a `(? IS NULL OR col = ?)` condition would hide it from the planner).
-    let mut sql = String::from("SELECT * FROM jobs WHERE 1 = 1");
+fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<Page> {
+    // First the ids and sizes of the candidates, so that the byte budget is applied before
+    // any payload is read. Only the filters given become conditions, so SQLite can pick the
+    // index that fits (a `(? IS NULL OR col = ?)` condition would hide it from the planner).
+    let mut sql = String::from(
+        "SELECT id, octet_length(payload) + coalesce(octet_length(result), 0) FROM jobs WHERE 1 = 1",
+    );
     let mut params: Vec<(&str, String)> = Vec::new();
+    let f = &q.filter;
     let conditions = [
-        ("user_id", ":user_id", filter.user_id.clone()),
-        (
-            "state",
-            ":state",
-            filter.state.map(|s| s.as_str().to_string()),
-        ),
-        ("kind", ":kind", filter.kind.clone()),
-        ("batch_id", ":batch_id", filter.batch_id.clone()),
+        ("user_id", ":user_id", f.user_id.clone()),
+        ("state", ":state", f.state.map(|s| s.as_str().to_string())),
+        ("kind", ":kind", f.kind.clone()),
+        ("batch_id", ":batch_id", f.batch_id.clone()),
     ];
     for (column, name, value) in conditions {
         if let Some(value) = value {
@@ -672,29 +687,31 @@ fn list_jobs(
             params.push((name, value));
         }
     }
-    if let Some(before) = before {
+    if let Some(before) = &q.before {
         sql.push_str(" AND id < :before");
-        params.push((":before", before.to_string()));
+        params.push((":before", before.clone()));
     }
     sql.push_str(" ORDER BY id DESC LIMIT :limit");
-    let limit_text = (limit as i64 + 1).to_string();
-    params.push((":limit", limit_text));
+    params.push((":limit", (q.limit as i64 + 1).to_string()));
     let bound: Vec<(&str, &dyn rusqlite::ToSql)> = params
         .iter()
         .map(|(n, v)| (*n, v as &dyn rusqlite::ToSql))
         .collect();
     let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
-    let mut jobs = stmt
-        .query_map(bound.as_slice(), rows::job)
+    let candidates = stmt
+        .query_map(bound.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(db_error)?
-        .collect::<rusqlite::Result<Vec<_>>>()
+        .collect::<rusqlite::Result<Vec<(String, i64)>>>()
         .map_err(db_error)?;
-    let next_before = if jobs.len() > limit as usize {
-        jobs.truncate(limit as usize);
-        jobs.last().map(|j| j.id.clone())
-    } else {
-        None
-    };
+    let (ids, next_before) = crate::rules::page(&candidates, q.limit, q.max_bytes);
+    let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let jobs = conn
+        .prepare_cached(sql!("job_get_many"))
+        .and_then(|mut s| {
+            s.query_map(named_params! {":ids": ids}, rows::job)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db_error)?;
     Ok(Page { jobs, next_before })
 }
 
@@ -891,11 +908,9 @@ impl Store for SqliteStore {
         self.read(move |conn| job_by_id(conn, &id)).await
     }
 
-    async fn jobs(&self, filter: &JobFilter, before: Option<&str>, limit: u32) -> Result<Page> {
-        let filter = filter.clone();
-        let before = before.map(str::to_string);
-        self.read(move |conn| list_jobs(conn, &filter, before.as_deref(), limit))
-            .await
+    async fn jobs(&self, query: &JobQuery) -> Result<Page> {
+        let query = query.clone();
+        self.read(move |conn| list_jobs(conn, &query)).await
     }
 
     async fn batch(&self, batch_id: &str) -> Result<Batch> {
@@ -923,14 +938,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn user(&self, user_id: &str, ctx: &UserCtx) -> Result<User> {
-        let (id, ctx) = (user_id.to_string(), ctx.clone());
-        self.writer
-            .write(move |conn| {
-                accounts::ensure_user(conn, &id, &ctx.defaults, ctx.now)?;
-                user_on(conn, &id, &ctx.day)
-            })
-            .await
+    async fn user(&self, user_id: &str, day: &str) -> Result<User> {
+        let (id, day) = (user_id.to_string(), day.to_string());
+        self.read(move |conn| user_on(conn, &id, &day)).await
     }
 
     async fn set_plan(&self, user_id: &str, plan: &str, ctx: &UserCtx) -> Result<User> {

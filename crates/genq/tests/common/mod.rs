@@ -117,13 +117,13 @@ impl TestServer {
         let mut tasks = Vec::new();
         let (e, s) = (engine.clone(), stop.clone());
         tasks.push(tokio::spawn(async move { e.run(s, workers).await }));
+        let api = config.api.clone();
         let state = Arc::new(AppState::new(engine.clone(), Arc::new(config), clock));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let s = stop.clone();
         tasks.push(tokio::spawn(async move {
-            axum::serve(listener, genq_api::router(state))
-                .with_graceful_shutdown(async move { s.cancelled().await })
+            genq_api::server::serve(listener, genq_api::router(state), &api, s.cancelled())
                 .await
                 .unwrap();
         }));
