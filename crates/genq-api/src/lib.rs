@@ -87,7 +87,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             body_limit,
-            refuse_declared_length,
+            refuse_oversized,
         ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
@@ -99,13 +99,28 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// A body whose declared `Content-Length` is over `api.max_body_bytes` gets 413 at once,
-/// before a byte of it is read (otherwise the server would wait for a body it will refuse).
-async fn refuse_declared_length(
+/// before a byte of it is read (otherwise the server would wait for a body it will refuse);
+/// a URI over [`server::MAX_URI_BYTES`] gets 414.
+async fn refuse_oversized(
     axum::extract::State(limit): axum::extract::State<usize>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let uri_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if uri_len > server::MAX_URI_BYTES {
+        return ApiError::new(
+            Code::UriTooLong,
+            format!(
+                "the request URI is {uri_len} bytes; at most {} are read",
+                server::MAX_URI_BYTES
+            ),
+        )
+        .into_response();
+    }
     let declared = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)

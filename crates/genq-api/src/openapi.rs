@@ -255,6 +255,7 @@ fn error_answers(doc: &mut Value) {
                 || op.contains_key("requestBody")
                 || path.contains('{');
             let has_body = op.contains_key("requestBody");
+            let has_uri_input = op.contains_key("parameters") || path.contains('{');
             let uses_database = !matches!(path.as_str(), "/healthz" | "/openapi.json");
             let responses = op
                 .entry("responses")
@@ -271,6 +272,12 @@ fn error_answers(doc: &mut Value) {
                         Code::InvalidRequest,
                         "malformed JSON, a wrong type, an unknown field, or a bad path or query",
                     ),
+                );
+            }
+            if has_uri_input {
+                add(
+                    "414",
+                    answer(Code::UriTooLong, "the path and query are over 8 KiB"),
                 );
             }
             if !public {

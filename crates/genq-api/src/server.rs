@@ -13,7 +13,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
@@ -21,6 +21,9 @@ use tokio::sync::Semaphore;
 
 /// Most bytes of a request line and headers (hyper's read buffer): more gets 431.
 pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// Longest path and query: more gets 414 (a longer one than hyper's buffer gets 431).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
 
 /// How long a shutdown waits for requests in flight (a long-polling claim ends by itself
 /// within `api.max_claim_wait`) before closing their connections.
@@ -37,7 +40,8 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(api.header_timeout)
-        .max_buf_size(MAX_HEAD_BYTES);
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_buf_size(4 * MAX_HEAD_BYTES);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -156,30 +160,58 @@ impl<T: AsyncRead + Unpin> AsyncRead for ParseErrorBodies<T> {
     }
 }
 
+impl<T: AsyncWrite + Unpin> ParseErrorBodies<T> {
+    /// Write the replacement for `head` if it is one of hyper's own answers; `None` to write
+    /// as asked.
+    fn poll_replace(&mut self, cx: &mut Context<'_>, head: &[u8]) -> Option<Poll<io::Result<()>>> {
+        if self.replacement.is_none() {
+            self.replacement = Some((replacement_for(head)?, 0));
+        }
+        let (answer, written) = self.replacement.as_mut()?;
+        while *written < answer.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &answer[*written..]) {
+                Poll::Pending => return Some(Poll::Pending),
+                Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+                Poll::Ready(Ok(0)) => {
+                    return Some(Poll::Ready(Err(io::ErrorKind::WriteZero.into())));
+                }
+                Poll::Ready(Ok(n)) => *written += n,
+            }
+        }
+        Some(Poll::Ready(Ok(())))
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for ParseErrorBodies<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        if this.replacement.is_none()
-            && let Some(answer) = replacement_for(buf)
+        // hyper's own bytes count as written: it closes the connection next.
+        if let Some(done) = self.poll_replace(cx, buf) {
+            return done.map_ok(|()| buf.len());
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // A response head is the first buffer hyper hands over, whole; its own error answers
+        // have no body buffers after it.
+        if let [head] = bufs
+            && let Some(done) = self.poll_replace(cx, head)
         {
-            this.replacement = Some((answer, 0));
+            return done.map_ok(|()| head.len());
         }
-        if let Some((answer, written)) = &mut this.replacement {
-            while *written < answer.len() {
-                let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &answer[*written..]))?;
-                if n == 0 {
-                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-                }
-                *written += n;
-            }
-            // hyper's own bytes count as written: it closes the connection next.
-            return Poll::Ready(Ok(buf.len()));
-        }
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -188,12 +220,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ParseErrorBodies<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    // Not vectored: hyper then writes a response head in one contiguous buffer, which is
-    // what `replacement_for` looks at.
-    fn is_write_vectored(&self) -> bool {
-        false
     }
 }
 

@@ -109,6 +109,26 @@ fn errors_name_the_key() {
             "[auth]\nadmin_tokens = [\"short\"]\n",
             "auth.admin_tokens[0]",
         ),
+        // One token in two scopes would silently get one of them.
+        (
+            "[auth]\nadmin_tokens = [\"0123456789abcdef0123\"]\nworker_tokens = [\"x123456789abcdef0123\", \"0123456789abcdef0123\"]\n",
+            "auth.worker_tokens[1]",
+        ),
+        (
+            "[auth]\napp_tokens = [\"0123456789abcdef 0123\"]\n",
+            "auth.app_tokens[0]",
+        ),
+        // A key that cannot be sent in a header fails at start-up, not at every request.
+        (
+            "[[providers]]\nname = \"or\"\ntype = \"http\"\nbase_url = \"https://x\"\nkeys = [\"sk-abc\\r\\nX-Evil: 1\"]\n",
+            "providers[0].keys[0]",
+        ),
+        (
+            "[[providers]]\nname = \"or\"\ntype = \"http\"\nbase_url = \"https://x\"\nkeys = [\"sk-abc\", \"\"]\n",
+            "providers[0].keys[1]",
+        ),
+        ("[api]\nheader_timeout = \"0s\"\n", "api.header_timeout"),
+        ("[api]\nmax_connections = 0\n", "api.max_connections"),
         ("mode = \"staging\"\n", "mode"),
         (
             "[[providers]]\nname = \"or\"\ntype = \"http\"\nkeys = [\"k\"]\n",

@@ -220,6 +220,19 @@ async fn postgres_restarted_under_load_loses_nothing() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(ready(&url).await, 503, "still down");
+    // An unauthenticated caller learns that the database is down, not where it is or why.
+    let answer = reqwest::get(format!("{url}/readyz"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["error"]["code"], "unavailable");
+    assert_eq!(
+        answer["error"]["message"], "the database does not answer",
+        "{answer}"
+    );
     pg.start();
 
     until(
