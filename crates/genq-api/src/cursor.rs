@@ -7,7 +7,7 @@
 use crate::error::ApiError;
 
 pub const JOBS_PATTERN: &str = "^j1\\.[0-9a-f-]{1,64}$";
-pub const LEDGER_PATTERN: &str = "^l1\\.[0-9]{1,18}$";
+pub const LEDGER_PATTERN: &str = "^l1\\.(0|[1-9][0-9]{0,17})$";
 
 fn bad() -> ApiError {
     ApiError::invalid("invalid cursor: pass next_cursor from a previous page as it is")
@@ -36,7 +36,9 @@ pub fn encode_ledger(last_entry: i64) -> String {
 
 pub fn decode_ledger(cursor: &str) -> Result<i64, ApiError> {
     let n = cursor.strip_prefix("l1.").ok_or_else(bad)?;
-    if !(1..=18).contains(&n.len()) || !n.bytes().all(|b| b.is_ascii_digit()) {
+    // Digits as `encode_ledger` writes them: no sign, no leading zero.
+    let canonical = n == "0" || !n.starts_with('0');
+    if !(1..=18).contains(&n.len()) || !n.bytes().all(|b| b.is_ascii_digit()) || !canonical {
         return Err(bad());
     }
     n.parse().map_err(|_| bad())

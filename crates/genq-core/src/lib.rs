@@ -10,6 +10,7 @@ pub mod job;
 pub mod limits;
 pub mod machine;
 pub mod retry;
+pub mod signature;
 pub mod simulate;
 pub mod state;
 
