@@ -9,7 +9,8 @@ use sha2::Sha256;
 pub const HEADER: &str = "Genq-Signature";
 
 fn mac(secret: &[u8], t: i64, body: &[u8]) -> hmac::Hmac<Sha256> {
-    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any size");
+    let mut mac =
+        hmac::Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any size");
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -107,7 +108,10 @@ mod tests {
         // The example in the README: HMAC-SHA256("whsec", "1700000000.{\"id\":\"e1\"}").
         assert!(header.starts_with("t=1700000000,v1="));
         assert_eq!(header.len(), "t=1700000000,v1=".len() + 64);
-        assert_eq!(verify(b"whsec", &header, br#"{"id":"e1"}"#, 1_700_000_100, 300), Ok(()));
+        assert_eq!(
+            verify(b"whsec", &header, br#"{"id":"e1"}"#, 1_700_000_100, 300),
+            Ok(())
+        );
         assert_eq!(
             verify(b"whsec", &header, br#"{"id":"e2"}"#, 1_700_000_000, 300),
             Err(Invalid::Mismatch)
@@ -126,7 +130,16 @@ mod tests {
         let both = format!("{old},v1={}", new.split("v1=").nth(1).unwrap());
         assert_eq!(verify(b"whsec", &both, b"x", 5, 300), Ok(()));
         let plus = format!("t=1,v1=+{}", "0".repeat(63));
-        for bad in ["", "t=1", "v1=00", "t=x,v1=00", "t=1,v1=zz", "t=1,t=2,v1=00", "garbage", &plus] {
+        for bad in [
+            "",
+            "t=1",
+            "v1=00",
+            "t=x,v1=00",
+            "t=1,v1=zz",
+            "t=1,t=2,v1=00",
+            "garbage",
+            &plus,
+        ] {
             assert_eq!(parse(bad).unwrap_err(), Invalid::Malformed, "{bad}");
         }
     }
