@@ -5,6 +5,7 @@
 pub mod account;
 pub mod clock;
 pub mod error_class;
+pub mod event;
 pub mod ids;
 pub mod job;
 pub mod limits;

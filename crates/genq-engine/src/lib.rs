@@ -138,6 +138,8 @@ pub struct Wake {
     pub(crate) scheduler: Notify,
     /// Long-polling external claims.
     pub(crate) claims: Notify,
+    /// Readers of events (SSE streams, the notifier): new events are readable.
+    pub(crate) events: Notify,
 }
 
 impl Wake {
@@ -150,6 +152,17 @@ impl Wake {
     /// New delayed work.
     pub fn delayed(&self) {
         self.scheduler.notify_one();
+    }
+
+    /// New events are readable.
+    pub fn events_published(&self) {
+        self.events.notify_waiters();
+    }
+
+    /// Wait until new events may be readable; create the future before reading, as for
+    /// [`Wake::claims`].
+    pub fn events(&self) -> tokio::sync::futures::Notified<'_> {
+        self.events.notified()
     }
 
     /// Wait until new claimable work may be there (for long-polling external claims). Create

@@ -6,6 +6,7 @@
 //! by [`genq_core::machine`]; a store applies it fenced by state and lease token, so a worker that
 //! lost its lease can never overwrite the job.
 
+mod outbox;
 pub mod postgres;
 mod rules;
 pub mod sqlite;
@@ -173,12 +174,17 @@ pub struct Finish {
     pub now: DateTime<Utc>,
 }
 
+/// What the bookkeeping of a job's transition needs: who pays and how much, and what its
+/// event says (kind, batch, attempt).
 #[derive(Debug, Clone)]
 pub struct Owner {
     pub user_id: String,
     pub cost: i64,
     pub day: String,
     pub series: u32,
+    pub kind: String,
+    pub batch_id: Option<String>,
+    pub attempt: u32,
 }
 
 impl Finish {
@@ -186,12 +192,7 @@ impl Finish {
     pub fn new(job: &Job, outcome: Outcome, now: DateTime<Utc>) -> Finish {
         Finish {
             lease: LeaseRef::of(job),
-            owner: Owner {
-                user_id: job.user_id.clone(),
-                cost: job.cost,
-                day: job.day.clone(),
-                series: job.series,
-            },
+            owner: rules::owner(job),
             outcome,
             only_if_expired_before: None,
             now,
@@ -307,6 +308,14 @@ pub struct Stats {
     pub oldest_claimable_age_ms: Option<i64>,
 }
 
+/// Which events a reader wants; empty fields take all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    pub user_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub types: Vec<genq_core::event::EventType>,
+}
+
 /// A hint from another process sharing the database: something it did may concern this one.
 /// Hints can be lost (a dropped connection); every service also polls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,6 +328,8 @@ pub enum Signal {
     Limits,
     /// A job was canceled: stop its attempt if it runs here.
     Canceled(String),
+    /// Events were published: readers may look for them.
+    Events,
     /// Hints may have been lost (the channel reconnected): look at everything again.
     Resync,
 }
@@ -471,4 +482,19 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> Result<(Vec<LedgerEntry>, Option<i64>)>;
+
+    /// Up to `limit` events after `position` that pass `filter`, in position order: the order
+    /// they became visible in, which keeps each job's events in their order.
+    async fn events_after(
+        &self,
+        position: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<genq_core::event::Event>>;
+
+    /// Make committed events readable by [`Store::events_after`]; how many were made so. Where
+    /// events are readable as they commit (SQLite) there is nothing to do.
+    async fn publish_events(&self) -> Result<u64> {
+        Ok(0)
+    }
 }

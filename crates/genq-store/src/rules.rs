@@ -193,6 +193,19 @@ pub(crate) fn written(outcome: &crate::Outcome, now: i64) -> Option<Written<'_>>
     Some(w)
 }
 
+/// A job's bookkeeping facts, as its transitions need them.
+pub(crate) fn owner(job: &Job) -> crate::Owner {
+    crate::Owner {
+        user_id: job.user_id.clone(),
+        cost: job.cost,
+        day: job.day.clone(),
+        series: job.series,
+        kind: job.kind.clone(),
+        batch_id: job.batch_id.clone(),
+        attempt: job.attempt,
+    }
+}
+
 /// Which candidates of a listing make its page: `candidates` are ids with the bytes of their
 /// payload and result, newest first, one more than `limit` when there are more. The page stops
 /// at `limit` jobs, or before the job that would take it past `max_bytes` (but holds at least

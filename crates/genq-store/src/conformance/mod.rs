@@ -3,9 +3,11 @@
 //! A backend's test crate invokes [`conformance_tests!`] with an async expression that makes a
 //! fresh, empty store; the macro expands to one `#[tokio::test]` per test below.
 
+mod events;
 mod histories;
 pub mod pg;
 
+pub use events::*;
 pub use histories::{Op, op, run_history};
 
 use crate::{
@@ -39,7 +41,10 @@ macro_rules! conformance_tests {
             admin_retry_debits_again, user_max_running_holds_across_claims,
             parked_task_jobs_are_polled_when_due, a_poll_that_dies_is_taken_again,
             a_new_attempt_forgets_the_old_task, parked_jobs_can_be_canceled,
-            a_batch_naming_a_job_twice_applies_once);
+            a_batch_naming_a_job_twice_applies_once,
+            each_job_tells_its_story_in_order, started_is_told_once_whatever_restarts_the_job,
+            a_batch_completes_once, a_change_that_did_not_happen_tells_nothing,
+            readers_filter_and_resume_where_they_left);
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
         proptest::proptest! {

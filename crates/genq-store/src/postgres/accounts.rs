@@ -3,6 +3,7 @@
 
 use super::rows::{PgError, from_micros, micros};
 use super::sql;
+use crate::outbox::Outbox;
 use crate::{Owner, StoreError};
 use chrono::{DateTime, Utc};
 use genq_core::limits::Limits;
@@ -250,17 +251,20 @@ impl Counts {
     }
 }
 
-/// The bookkeeping of a transition out of `from` into `to`: counters, and for a job that ends
-/// failed or canceled, its day's usage back and its cost refunded (once).
+/// The bookkeeping of a transition out of `from` into `to`: counters, its event and its batch's
+/// count (collected in `outbox`), and for a job that ends failed or canceled, its day's usage
+/// back and its cost refunded (once).
 pub(crate) async fn after_transition(
     c: &mut PgConnection,
     counts: &mut Counts,
+    outbox: &mut Outbox,
     job_id: &str,
     job: &Owner,
     from: JobState,
     to: JobState,
     now: DateTime<Utc>,
 ) -> Result<(), PgError> {
+    outbox.transition(job_id, job, Some(from), to, false);
     let (unfinished, running) = crate::rules::counter_deltas(from, to);
     counts.add(&job.user_id, unfinished, running);
     if crate::rules::gives_back(to) {

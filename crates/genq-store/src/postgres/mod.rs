@@ -14,12 +14,14 @@
 //! applied by sqlx's migrator under its advisory lock, so processes may start together.
 
 mod accounts;
+mod events;
 mod rows;
 
+use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
-    BudgetOp, ClaimRequest, Enqueued, Finish, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page,
-    Polls, Rejection, Result, Signal, Staged, Stats, Store, StoreError, UserCtx,
+    BudgetOp, ClaimRequest, Enqueued, EventFilter, Finish, JobQuery, LeaseRef, NewJobs, NodeLock,
+    Outcome, Page, Polls, Rejection, Result, Signal, Staged, Stats, Store, StoreError, UserCtx,
 };
 use accounts::Counts;
 use async_trait::async_trait;
@@ -73,8 +75,11 @@ pub struct PgStore {
     notify: bool,
 }
 
-/// The NOTIFY channel; payloads are `work`, `delayed`, `limits`, `cancel:<job id>`.
+/// The NOTIFY channel; payloads are `work`, `delayed`, `limits`, `events`, `cancel:<job id>`.
 const CHANNEL: &str = "genq";
+
+/// Most events one publishing transaction gives positions to.
+const PUBLISH_BATCH: u32 = 5000;
 
 /// Tell other processes, when this transaction commits.
 async fn hint(c: &mut PgConnection, on: bool, what: &str) -> Result<(), PgError> {
@@ -145,6 +150,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "concurrency_slots",
         include_str!("../../migrations/postgres/0003_concurrency_slots.sql"),
+    ),
+    (
+        4,
+        "events",
+        include_str!("../../migrations/postgres/0004_events.sql"),
     ),
 ];
 
@@ -345,6 +355,17 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
     };
     accounts::accept_new(c, &req.user_id, n, req.cost * n, debited, &reason, req.now).await?;
     accounts::add_usage(c, &req.user_id, &req.day, n).await?;
+    let mut outbox = Outbox::default();
+    for job in &jobs {
+        outbox.transition(
+            &job.id,
+            &crate::rules::owner(job),
+            None,
+            JobState::Queued,
+            false,
+        );
+    }
+    events::write(c, outbox, req.now).await?;
     let batch = match &batch_id {
         Some(id) => Some(batch_by_id(c, id).await?),
         None => None,
@@ -422,10 +443,22 @@ async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgE
     let mut claimed = taken.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
     claimed.sort_by_key(|job| order.get(job.id.as_str()).copied());
     let mut counts = Counts::default();
+    let mut outbox = Outbox::default();
     for job in &claimed {
         counts.add(&job.user_id, 0, 1);
+        // Attempts are counted by claims and never reset (an admin retry, a rescue or a
+        // hand-back at shutdown keep the count): the first claim is the first attempt.
+        let first = job.attempt == 1;
+        outbox.transition(
+            &job.id,
+            &crate::rules::owner(job),
+            Some(JobState::Queued),
+            JobState::Running,
+            first,
+        );
     }
     counts.apply(c).await?;
+    events::write(c, outbox, req.now).await?;
     sqlx::query(sql!("fair_clock_advance"))
         .bind(max_tag)
         .execute(c)
@@ -549,10 +582,13 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
             .await?;
     }
     let mut counts = Counts::default();
+    let mut outbox = Outbox::default();
+    let now = transitions.last().map(|f| f.now);
     for f in transitions {
         accounts::after_transition(
             c,
             &mut counts,
+            &mut outbox,
             &f.lease.job_id,
             &f.owner,
             JobState::Running,
@@ -562,6 +598,9 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
         .await?;
     }
     counts.apply(c).await?;
+    if let Some(now) = now {
+        events::write(c, outbox, now).await?;
+    }
     Ok(applied)
 }
 
@@ -645,6 +684,9 @@ async fn job_accounting(
             cost: row.try_get("cost")?,
             day: row.try_get("day")?,
             series: row.try_get::<i32, _>("series")? as u32,
+            kind: row.try_get("kind")?,
+            batch_id: row.try_get("batch_id")?,
+            attempt: row.try_get::<i32, _>("attempt")? as u32,
         },
     ))
 }
@@ -666,8 +708,20 @@ async fn cancel(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Result<Jo
         .await?;
     let job = rows::job(&row)?;
     let mut counts = Counts::default();
-    accounts::after_transition(c, &mut counts, id, &owner, from, JobState::Canceled, now).await?;
+    let mut outbox = Outbox::default();
+    accounts::after_transition(
+        c,
+        &mut counts,
+        &mut outbox,
+        id,
+        &owner,
+        from,
+        JobState::Canceled,
+        now,
+    )
+    .await?;
     counts.apply(c).await?;
+    events::write(c, outbox, now).await?;
     Ok(job)
 }
 
@@ -714,6 +768,9 @@ async fn admin_retry(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Resu
     counts.add(&owner.user_id, 1, 0);
     counts.apply(c).await?;
     accounts::add_usage(c, &owner.user_id, &owner.day, 1).await?;
+    let mut outbox = Outbox::default();
+    outbox.transition(id, &owner, Some(from), JobState::Queued, false);
+    events::write(c, outbox, now).await?;
     Ok(job)
 }
 
@@ -846,6 +903,7 @@ impl Store for PgStore {
                         "work" => Signal::Work,
                         "delayed" => Signal::Delayed,
                         "limits" => Signal::Limits,
+                        "events" => Signal::Events,
                         other => match other.strip_prefix("cancel:") {
                             Some(id) => Signal::Canceled(id.to_string()),
                             None => continue,
@@ -1157,5 +1215,27 @@ impl Store for PgStore {
         accounts::ledger_page(&mut c, user_id, before, limit)
             .await
             .map_err(PgError::into_store)
+    }
+
+    async fn events_after(
+        &self,
+        position: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<genq_core::event::Event>> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        events::after(&mut c, position, filter, limit)
+            .await
+            .map_err(PgError::into_store)
+    }
+
+    async fn publish_events(&self) -> Result<u64> {
+        transaction!(self, |c| async {
+            let n = events::publish(c, PUBLISH_BATCH).await?;
+            if n > 0 {
+                hint(c, self.notify, "events").await?;
+            }
+            Ok(n)
+        })
     }
 }

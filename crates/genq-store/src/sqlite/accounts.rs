@@ -2,6 +2,7 @@
 //! transitions that change them: a debit with its enqueue, a refund with its failure.
 
 use super::rows::{db_error, from_micros, micros};
+use crate::outbox::Outbox;
 use crate::{Owner, Result, StoreError};
 use chrono::{DateTime, Utc};
 use genq_core::limits::{self, Limits};
@@ -237,18 +238,21 @@ impl Counts {
     }
 }
 
-/// The bookkeeping of a transition out of `from` into `to`: counters, and for a job that ends
-/// failed or canceled, its day's usage back and its cost refunded (once: the ledger's unique
+/// The bookkeeping of a transition out of `from` into `to`: counters, its event and its batch's
+/// count (collected in `outbox`), and for a job that ends failed or canceled, its day's usage
+/// back and its cost refunded (once: the ledger's unique
 /// index would refuse a second refund of the same series).
 pub(crate) fn after_transition(
     conn: &Connection,
     counts: &mut Counts,
+    outbox: &mut Outbox,
     job_id: &str,
     job: &Owner,
     from: JobState,
     to: JobState,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    outbox.transition(job_id, job, Some(from), to, false);
     let (unfinished, running) = crate::rules::counter_deltas(from, to);
     counts.add(&job.user_id, unfinished, running);
     if crate::rules::gives_back(to) {

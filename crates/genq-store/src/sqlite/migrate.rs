@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "provider_tasks",
         include_str!("../../migrations/sqlite/0003_provider_tasks.sql"),
     ),
+    (
+        4,
+        "events",
+        include_str!("../../migrations/sqlite/0004_events.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

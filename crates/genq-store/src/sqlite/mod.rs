@@ -9,15 +9,17 @@
 //! long the queue is.
 
 mod accounts;
+mod events;
 mod migrate;
 mod readers;
 mod rows;
 mod writer;
 
+use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
-    ClaimRequest, Enqueued, Finish, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls,
-    Rejection, Result, Staged, Stats, Store, StoreError, UserCtx,
+    ClaimRequest, Enqueued, EventFilter, Finish, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome,
+    Page, Polls, Rejection, Result, Staged, Stats, Store, StoreError, UserCtx,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -42,6 +44,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Arc<Readers>,
+    /// The newest event id `publish_events` has reported.
+    seen_events: std::sync::atomic::AtomicI64,
 }
 
 impl SqliteStore {
@@ -78,6 +82,7 @@ impl SqliteStore {
             path,
             writer: Writer::start(conn),
             readers: Arc::new(Readers::new(readers)),
+            seen_events: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
@@ -340,6 +345,17 @@ fn enqueue(conn: &Connection, mut req: NewJobs) -> Result<Enqueued> {
         req.now,
     )?;
     accounts::add_usage(conn, &req.user_id, &req.day, n)?;
+    let mut outbox = Outbox::default();
+    for job in &jobs {
+        outbox.transition(
+            &job.id,
+            &crate::rules::owner(job),
+            None,
+            JobState::Queued,
+            false,
+        );
+    }
+    events::write(conn, outbox, req.now)?;
     let batch = batch_id
         .as_deref()
         .map(|id| batch_by_id(conn, id))
@@ -415,10 +431,22 @@ fn claim(conn: &Connection, mut req: ClaimRequest) -> Result<Vec<Job>> {
         .map_err(db_error)?;
     claimed.sort_by_key(|job| order.get(job.id.as_str()).copied());
     let mut counts = accounts::Counts::default();
+    let mut outbox = Outbox::default();
     for job in &claimed {
         counts.add(&job.user_id, 0, 1);
+        // Attempts are counted by claims and never reset (an admin retry, a rescue or a
+        // hand-back at shutdown keep the count): the first claim is the first attempt.
+        let first = job.attempt == 1;
+        outbox.transition(
+            &job.id,
+            &crate::rules::owner(job),
+            Some(JobState::Queued),
+            JobState::Running,
+            first,
+        );
     }
     counts.apply(conn)?;
+    events::write(conn, outbox, req.now)?;
     conn.prepare_cached(sql!("fair_clock_advance"))
         .and_then(|mut s| s.execute(named_params! {":tag": max_tag}))
         .map_err(db_error)?;
@@ -429,6 +457,8 @@ fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
     let mut stmt = conn.prepare_cached(sql!("job_finish")).map_err(db_error)?;
     let mut applied = Vec::with_capacity(finishes.len());
     let mut counts = accounts::Counts::default();
+    let mut outbox = Outbox::default();
+    let mut last_now = None;
     let mut front_tag = None;
     for f in finishes {
         let now = micros(f.now);
@@ -446,6 +476,7 @@ fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
             continue;
         }
         let w = crate::rules::written(&f.outcome, now).expect("parked above");
+        last_now = Some(f.now);
         let mut fair_tag = None;
         // Due at once: claimable at the head of the fair queue. Later: the scheduler stages it.
         if w.due_now {
@@ -476,6 +507,7 @@ fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
             accounts::after_transition(
                 conn,
                 &mut counts,
+                &mut outbox,
                 &f.lease.job_id,
                 &f.owner,
                 JobState::Running,
@@ -486,6 +518,9 @@ fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
         applied.push(changed == 1);
     }
     counts.apply(conn)?;
+    if let Some(now) = last_now {
+        events::write(conn, outbox, now)?;
+    }
     Ok(applied)
 }
 
@@ -570,6 +605,9 @@ fn job_accounting(conn: &Connection, id: &str) -> Result<(JobState, crate::Owner
                         cost: r.get(2)?,
                         day: r.get(3)?,
                         series: r.get(4)?,
+                        kind: r.get(5)?,
+                        batch_id: r.get(6)?,
+                        attempt: r.get(7)?,
                     },
                 ))
             })
@@ -597,9 +635,11 @@ fn cancel(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<Job> {
         .and_then(|mut s| s.query_row(named_params! {":id": id, ":now": micros(now)}, rows::job))
         .map_err(db_error)?;
     let mut counts = accounts::Counts::default();
+    let mut outbox = Outbox::default();
     accounts::after_transition(
         conn,
         &mut counts,
+        &mut outbox,
         id,
         &accounted,
         from,
@@ -607,6 +647,7 @@ fn cancel(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<Job> {
         now,
     )?;
     counts.apply(conn)?;
+    events::write(conn, outbox, now)?;
     Ok(job)
 }
 
@@ -652,6 +693,9 @@ fn admin_retry(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<Job> {
         .map_err(db_error)?;
     accounts::add_counts(conn, &accounted.user_id, 1, 0)?;
     accounts::add_usage(conn, &accounted.user_id, &accounted.day, 1)?;
+    let mut outbox = Outbox::default();
+    outbox.transition(id, &accounted, Some(from), JobState::Queued, false);
+    events::write(conn, outbox, now)?;
     Ok(job)
 }
 
@@ -987,5 +1031,25 @@ impl Store for SqliteStore {
         let id = user_id.to_string();
         self.read(move |conn| accounts::ledger_page(conn, &id, before, limit))
             .await
+    }
+
+    async fn events_after(
+        &self,
+        position: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<genq_core::event::Event>> {
+        let filter = filter.clone();
+        self.read(move |conn| events::after(conn, position, &filter, limit))
+            .await
+    }
+
+    /// Events are readable as they commit; this reports how many are new since the last call.
+    async fn publish_events(&self) -> Result<u64> {
+        let last = self.read(events::last_id).await?;
+        let seen = self
+            .seen_events
+            .swap(last, std::sync::atomic::Ordering::Relaxed);
+        Ok(last.saturating_sub(seen).max(0) as u64)
     }
 }

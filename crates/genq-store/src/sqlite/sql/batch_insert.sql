@@ -1,2 +1,2 @@
-INSERT INTO batches (id, user_id, kind, idempotency_key, total, created_at)
-VALUES (:id, :user_id, :kind, :idempotency_key, :total, :now)
+INSERT INTO batches (id, user_id, kind, idempotency_key, total, unfinished, created_at)
+VALUES (:id, :user_id, :kind, :idempotency_key, :total, :total, :now)

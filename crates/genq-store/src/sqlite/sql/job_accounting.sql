@@ -1,1 +1,1 @@
-SELECT user_id, state, cost, day, series FROM jobs WHERE id = :id
+SELECT user_id, state, cost, day, series, kind, batch_id, attempt FROM jobs WHERE id = :id

@@ -1,0 +1,74 @@
+//! Events written with the changes they report (SPEC §8). A transaction collects its events
+//! here, with how each batch's count of unfinished jobs moves; the backend writes them all
+//! before it commits (`write_outbox` in each backend), and a batch whose count reaches zero for
+//! the first time gets its `batch.completed` there too.
+
+use crate::Owner;
+use genq_core::JobState;
+use genq_core::event::EventType;
+use std::collections::BTreeMap;
+
+/// An event not yet written.
+#[derive(Debug, Clone)]
+pub(crate) struct NewEvent {
+    pub kind: EventType,
+    pub job_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub user_id: String,
+    pub job_kind: String,
+    pub attempt: u32,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    pub events: Vec<NewEvent>,
+    /// Per batch (in id order, the order its rows are locked in), how many of its jobs became
+    /// unfinished (+) or finished (−).
+    pub batches: BTreeMap<String, i64>,
+}
+
+impl Outbox {
+    /// A job moved from `from` (`None`: it is new) to `to`: its event, if the move makes one,
+    /// and its batch's count.
+    pub fn transition(
+        &mut self,
+        job_id: &str,
+        job: &Owner,
+        from: Option<JobState>,
+        to: JobState,
+        first_start: bool,
+    ) {
+        if let Some(kind) = EventType::of_transition(from, to, first_start) {
+            self.events.push(NewEvent {
+                kind,
+                job_id: Some(job_id.to_string()),
+                batch_id: job.batch_id.clone(),
+                user_id: job.user_id.clone(),
+                job_kind: job.kind.clone(),
+                attempt: job.attempt,
+            });
+        }
+        if let (Some(batch), Some(from)) = (&job.batch_id, from) {
+            let delta = match (from.is_unfinished(), to.is_unfinished()) {
+                (true, false) => -1,
+                (false, true) => 1,
+                _ => 0,
+            };
+            if delta != 0 {
+                *self.batches.entry(batch.clone()).or_default() += delta;
+            }
+        }
+    }
+
+    /// `batch.completed` for a batch whose last job just finished.
+    pub fn batch_completed(&mut self, batch_id: &str, user_id: &str, job_kind: &str) {
+        self.events.push(NewEvent {
+            kind: EventType::BatchCompleted,
+            job_id: None,
+            batch_id: Some(batch_id.to_string()),
+            user_id: user_id.to_string(),
+            job_kind: job_kind.to_string(),
+            attempt: 0,
+        });
+    }
+}

@@ -1,0 +1,126 @@
+//! The outbox on PostgreSQL: a transaction's events are written before it commits (one
+//! statement); readers follow positions, which `publish` gives to committed events (see
+//! migrations/postgres/0004_events.sql for why ids alone would not do).
+
+use super::rows::{PgError, from_micros, micros};
+use super::sql;
+use crate::EventFilter;
+use crate::outbox::Outbox;
+use chrono::{DateTime, Utc};
+use genq_core::event::{Event, EventType};
+use sqlx::{PgConnection, Row};
+
+/// Write what a transaction collected: its batches' counts (a batch whose last job just
+/// finished completes, once; its rows locked after the users', in id order), then every event
+/// in order.
+pub(crate) async fn write(
+    c: &mut PgConnection,
+    mut outbox: Outbox,
+    now: DateTime<Utc>,
+) -> Result<(), PgError> {
+    let now = micros(now);
+    let batches: Vec<(String, i64)> = std::mem::take(&mut outbox.batches)
+        .into_iter()
+        .filter(|(_, d)| *d != 0)
+        .collect();
+    if !batches.is_empty() {
+        let ids: Vec<&str> = batches.iter().map(|(id, _)| id.as_str()).collect();
+        let deltas: Vec<i32> = batches.iter().map(|(_, d)| *d as i32).collect();
+        sqlx::query(sql!("batches_lock"))
+            .bind(&ids)
+            .execute(&mut *c)
+            .await?;
+        let done: Vec<String> = sqlx::query(sql!("batches_unfinished_add"))
+            .bind(&ids)
+            .bind(&deltas)
+            .fetch_all(&mut *c)
+            .await?
+            .iter()
+            .filter(|r| r.try_get::<bool, _>("done").unwrap_or(false))
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        if !done.is_empty() {
+            for row in sqlx::query(sql!("batches_complete"))
+                .bind(&done)
+                .bind(now)
+                .fetch_all(&mut *c)
+                .await?
+            {
+                let (id, user, kind): (String, String, String) = (
+                    row.try_get("id")?,
+                    row.try_get("user_id")?,
+                    row.try_get("kind")?,
+                );
+                outbox.batch_completed(&id, &user, &kind);
+            }
+        }
+    }
+    if outbox.events.is_empty() {
+        return Ok(());
+    }
+    let e = &outbox.events;
+    sqlx::query(sql!("event_insert_many"))
+        .bind(e.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.job_id.as_deref()).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.batch_id.as_deref()).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.user_id.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.job_kind.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.attempt as i32).collect::<Vec<_>>())
+        .bind(now)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Give positions to committed events that have none, in id order; how many. One process at
+/// a time (a transaction advisory lock; the others skip), so positions are given in commit
+/// order of these publishing transactions and never to an event a reader has passed.
+pub(crate) async fn publish(c: &mut PgConnection, limit: u32) -> Result<u64, PgError> {
+    let n: i64 = sqlx::query_scalar(sql!("event_publish"))
+        .bind(limit as i64)
+        .fetch_one(c)
+        .await?;
+    Ok(n as u64)
+}
+
+/// Published events after `position` that pass `filter`, in order.
+pub(crate) async fn after(
+    c: &mut PgConnection,
+    position: i64,
+    filter: &EventFilter,
+    limit: u32,
+) -> Result<Vec<Event>, PgError> {
+    let mut q = sqlx::QueryBuilder::new(
+        "SELECT id, position, type, job_id, batch_id, user_id, kind, attempt, created_at FROM events WHERE position > ",
+    );
+    q.push_bind(position);
+    if let Some(user) = &filter.user_id {
+        q.push(" AND user_id = ").push_bind(user.clone());
+    }
+    if let Some(batch) = &filter.batch_id {
+        q.push(" AND batch_id = ").push_bind(batch.clone());
+    }
+    if !filter.types.is_empty() {
+        let types: Vec<&str> = filter.types.iter().map(|t| t.as_str()).collect();
+        q.push(" AND type = ANY(").push_bind(types).push(")");
+    }
+    q.push(" ORDER BY position LIMIT ").push_bind(limit as i64);
+    let mut events = Vec::new();
+    for row in q.build().fetch_all(c).await? {
+        let kind: String = row.try_get("type")?;
+        events.push(Event {
+            id: row.try_get("id")?,
+            position: row.try_get("position")?,
+            kind: kind
+                .parse::<EventType>()
+                .map_err(|e| crate::StoreError::Internal(e.to_string()))?,
+            job_id: row.try_get("job_id")?,
+            batch_id: row.try_get("batch_id")?,
+            user_id: row.try_get("user_id")?,
+            job_kind: row.try_get("kind")?,
+            attempt: row.try_get::<i32, _>("attempt")? as u32,
+            created_at: from_micros(row.try_get("created_at")?),
+        });
+    }
+    Ok(events)
+}

@@ -1,0 +1,1 @@
+UPDATE batches SET completed_at = :now WHERE id = :id AND completed_at IS NULL
