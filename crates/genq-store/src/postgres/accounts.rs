@@ -260,8 +260,7 @@ pub(crate) async fn after_transition(
     outbox: &mut Outbox,
     job_id: &str,
     job: &Owner,
-    from: JobState,
-    to: JobState,
+    (from, to): (JobState, JobState),
     now: DateTime<Utc>,
 ) -> Result<(), PgError> {
     outbox.transition(job_id, job, Some(from), to, false);

@@ -591,8 +591,7 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
             &mut outbox,
             &f.lease.job_id,
             &f.owner,
-            JobState::Running,
-            f.outcome.state(),
+            (JobState::Running, f.outcome.state()),
             f.now,
         )
         .await?;
@@ -715,8 +714,7 @@ async fn cancel(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Result<Jo
         &mut outbox,
         id,
         &owner,
-        from,
-        JobState::Canceled,
+        (from, JobState::Canceled),
         now,
     )
     .await?;

@@ -248,8 +248,7 @@ pub(crate) fn after_transition(
     outbox: &mut Outbox,
     job_id: &str,
     job: &Owner,
-    from: JobState,
-    to: JobState,
+    (from, to): (JobState, JobState),
     now: DateTime<Utc>,
 ) -> Result<()> {
     outbox.transition(job_id, job, Some(from), to, false);

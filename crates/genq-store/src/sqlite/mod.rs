@@ -510,8 +510,7 @@ fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
                 &mut outbox,
                 &f.lease.job_id,
                 &f.owner,
-                JobState::Running,
-                to,
+                (JobState::Running, to),
                 f.now,
             )?;
         }
@@ -642,8 +641,7 @@ fn cancel(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<Job> {
         &mut outbox,
         id,
         &accounted,
-        from,
-        JobState::Canceled,
+        (from, JobState::Canceled),
         now,
     )?;
     counts.apply(conn)?;
