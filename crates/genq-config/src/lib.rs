@@ -50,6 +50,7 @@ pub struct Config {
     pub postgres: Postgres,
     pub providers: Vec<Provider>,
     pub kinds: Vec<Kind>,
+    pub webhooks: Vec<Webhook>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -268,6 +269,36 @@ pub fn value_text(v: &toml::Value) -> String {
     }
 }
 
+/// `[[webhooks]]`: an endpoint events are POSTed to, signed with `secret` (SPEC §8).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: String,
+    /// Signs every delivery (`Genq-Signature`); `env:NAME` reads it from the environment.
+    pub secret: String,
+    /// Event types to send; all when empty.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Only events of jobs (and batches) of these kinds; all when empty.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Longest wait for the endpoint's answer to one delivery (default 10s).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Webhook {
+    /// Without the secret: configs are printed in errors and logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("kinds", &self.kinds)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Kind {
@@ -310,6 +341,7 @@ impl Default for Config {
             postgres: Postgres::default(),
             providers: Vec::new(),
             kinds: Vec::new(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -461,6 +493,9 @@ impl Config {
             for (i, key) in provider.keys.iter_mut().enumerate() {
                 resolve(format!("providers[{p}].keys[{i}]"), key)?;
             }
+        }
+        for (i, hook) in self.webhooks.iter_mut().enumerate() {
+            resolve(format!("webhooks[{i}].secret"), &mut hook.secret)?;
         }
         // A PostgreSQL URL carries a password.
         resolve("database".into(), &mut self.database)?;

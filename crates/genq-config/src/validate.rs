@@ -21,7 +21,55 @@ pub(crate) fn validate(c: &Config) -> Result<(), Invalid> {
     accounts(c)?;
     auth(c)?;
     let provider_names = providers(c)?;
-    kinds(c, &provider_names)
+    kinds(c, &provider_names)?;
+    webhooks(c)
+}
+
+fn webhooks(c: &Config) -> Result<(), Invalid> {
+    let mut urls = BTreeSet::new();
+    for (i, hook) in c.webhooks.iter().enumerate() {
+        let key = |field: &str| format!("webhooks[{i}].{field}");
+        if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) {
+            return fail(
+                &key("url"),
+                format!("expected https://… (or http://), got {:?}", hook.url),
+            );
+        }
+        if !urls.insert(hook.url.as_str()) {
+            return fail(&key("url"), "the same url is configured twice");
+        }
+        if hook.secret.len() < 16 {
+            return fail(&key("secret"), "a secret must be at least 16 characters");
+        }
+        for (j, name) in hook.events.iter().enumerate() {
+            if name.parse::<genq_core::event::EventType>().is_err() {
+                return fail(
+                    &format!("webhooks[{i}].events[{j}]"),
+                    format!(
+                        "{name:?} is not an event type; types: {}",
+                        genq_core::event::EventType::ALL
+                            .map(|t| t.as_str())
+                            .join(", ")
+                    ),
+                );
+            }
+        }
+        for (j, kind) in hook.kinds.iter().enumerate() {
+            if c.kind(kind).is_none() {
+                return fail(
+                    &format!("webhooks[{i}].kinds[{j}]"),
+                    format!("no kind named {kind:?}"),
+                );
+            }
+        }
+        if hook
+            .timeout
+            .is_some_and(|t| t < Duration::from_millis(100) || t > Duration::from_secs(300))
+        {
+            return fail(&key("timeout"), "must be between 100ms and 5m");
+        }
+    }
+    Ok(())
 }
 
 fn worker(c: &Config) -> Result<(), Invalid> {

@@ -316,6 +316,60 @@ pub struct EventFilter {
     pub types: Vec<genq_core::event::EventType>,
 }
 
+/// Which events a webhook endpoint receives; empty lists take all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveryFilter {
+    pub types: Vec<genq_core::event::EventType>,
+    /// Kinds of jobs (and batches).
+    pub kinds: Vec<String>,
+}
+
+impl DeliveryFilter {
+    pub fn wants(&self, event: &genq_core::event::Event) -> bool {
+        (self.types.is_empty() || self.types.contains(&event.kind))
+            && (self.kinds.is_empty() || self.kinds.contains(&event.job_kind))
+    }
+}
+
+/// A delivery a notifier took: the event to send, and the lease that fences its outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: i64,
+    pub token: String,
+    /// This attempt's number (1 for the first).
+    pub attempt: u32,
+    /// When the event was first due here: deliveries are retried for a day from then.
+    pub first_due_at: DateTime<Utc>,
+    pub event: genq_core::event::Event,
+}
+
+/// How a delivery attempt went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    /// The endpoint answered 2xx.
+    Delivered { status: u16 },
+    /// Any other answer, or none; tried again at `retry_at`, or given up (dead) without one.
+    Failed {
+        status: Option<u16>,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// What `GET /v1/admin/webhooks` shows of one endpoint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebhookStatus {
+    /// Deliveries not yet made (waiting, retrying or in flight).
+    pub backlog: u64,
+    /// Deliveries given up after a day of retries.
+    pub dead: u64,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// The dead deliveries' event ids, newest first (at most 100), for a redelivery.
+    pub dead_events: Vec<i64>,
+}
+
 /// A hint from another process sharing the database: something it did may concern this one.
 /// Hints can be lost (a dropped connection); every service also polls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -492,9 +546,44 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<genq_core::event::Event>>;
 
-    /// Make committed events readable by [`Store::events_after`]; how many were made so. Where
-    /// events are readable as they commit (SQLite) there is nothing to do.
+    /// Make committed events readable by [`Store::events_after`]; how many became so since
+    /// the last call (SQLite: events are readable as they commit, and this only counts them).
     async fn publish_events(&self) -> Result<u64> {
         Ok(0)
     }
+
+    /// Copy up to `limit` readable events `endpoint` has not been given yet and that pass
+    /// `filter` into its deliveries, each once (an endpoint seen for the first time starts at
+    /// the newest event); how many were copied.
+    async fn fan_out(
+        &self,
+        endpoint: &str,
+        filter: &DeliveryFilter,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
+
+    /// Lease up to `max` due deliveries of `endpoint`, oldest first, each the earliest
+    /// undelivered one of its job (or batch): a later event waits for the earlier ones.
+    async fn claim_deliveries(
+        &self,
+        endpoint: &str,
+        max: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>>;
+
+    /// Record a delivery attempt, fenced by its lease; whether the lease still held.
+    async fn finish_delivery(
+        &self,
+        delivery: &Delivery,
+        outcome: DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    async fn webhook_status(&self, endpoint: &str) -> Result<WebhookStatus>;
+
+    /// Deliver a dead event again, at once and with a fresh day of retries. `NotFound` if
+    /// the endpoint has no dead delivery of that event.
+    async fn redeliver(&self, endpoint: &str, event_id: i64, now: DateTime<Utc>) -> Result<()>;
 }

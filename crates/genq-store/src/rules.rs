@@ -193,6 +193,31 @@ pub(crate) fn written(outcome: &crate::Outcome, now: i64) -> Option<Written<'_>>
     Some(w)
 }
 
+/// The columns a delivery attempt's outcome writes: state, status, error, when due again.
+pub(crate) fn delivery_written(
+    outcome: &crate::DeliveryOutcome,
+) -> (
+    &'static str,
+    Option<i64>,
+    Option<&str>,
+    Option<DateTime<Utc>>,
+) {
+    use crate::DeliveryOutcome::*;
+    match outcome {
+        Delivered { status } => ("delivered", Some(*status as i64), None, None),
+        Failed {
+            status,
+            error,
+            retry_at: Some(at),
+        } => ("pending", status.map(i64::from), Some(error), Some(*at)),
+        Failed {
+            status,
+            error,
+            retry_at: None,
+        } => ("dead", status.map(i64::from), Some(error), None),
+    }
+}
+
 /// A job's bookkeeping facts, as its transitions need them.
 pub(crate) fn owner(job: &Job) -> crate::Owner {
     crate::Owner {

@@ -6,9 +6,11 @@
 mod events;
 mod histories;
 pub mod pg;
+mod webhooks;
 
 pub use events::*;
 pub use histories::{Op, op, run_history};
+pub use webhooks::*;
 
 use crate::{
     ClaimRequest, Finish, JobFilter, JobQuery, LeaseRef, NewJobs, Outcome, Store, StoreError,
@@ -44,7 +46,9 @@ macro_rules! conformance_tests {
             a_batch_naming_a_job_twice_applies_once,
             each_job_tells_its_story_in_order, started_is_told_once_whatever_restarts_the_job,
             a_batch_completes_once, a_change_that_did_not_happen_tells_nothing,
-            readers_filter_and_resume_where_they_left);
+            readers_filter_and_resume_where_they_left,
+            deliveries_start_now_and_copy_each_event_once, deliveries_go_in_order_per_job,
+            a_delivery_is_leased_fenced_and_given_up);
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
         proptest::proptest! {

@@ -105,22 +105,36 @@ pub(crate) async fn after(
         q.push(" AND type = ANY(").push_bind(types).push(")");
     }
     q.push(" ORDER BY position LIMIT ").push_bind(limit as i64);
-    let mut events = Vec::new();
-    for row in q.build().fetch_all(c).await? {
-        let kind: String = row.try_get("type")?;
-        events.push(Event {
-            id: row.try_get("id")?,
-            position: row.try_get("position")?,
-            kind: kind
-                .parse::<EventType>()
-                .map_err(|e| crate::StoreError::Internal(e.to_string()))?,
-            job_id: row.try_get("job_id")?,
-            batch_id: row.try_get("batch_id")?,
-            user_id: row.try_get("user_id")?,
-            job_kind: row.try_get("kind")?,
-            attempt: row.try_get::<i32, _>("attempt")? as u32,
-            created_at: from_micros(row.try_get("created_at")?),
-        });
-    }
-    Ok(events)
+    q.build().fetch_all(c).await?.iter().map(event_of).collect()
+}
+
+/// Events by id.
+pub(crate) async fn by_ids(
+    c: &mut PgConnection,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Event>, PgError> {
+    sqlx::query(sql!("event_get_many"))
+        .bind(ids)
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(|r| event_of(r).map(|e| (e.id, e)))
+        .collect()
+}
+
+fn event_of(row: &sqlx::postgres::PgRow) -> Result<Event, PgError> {
+    let kind: String = row.try_get("type")?;
+    Ok(Event {
+        id: row.try_get("id")?,
+        position: row.try_get("position")?,
+        kind: kind
+            .parse::<EventType>()
+            .map_err(|e| crate::StoreError::Internal(e.to_string()))?,
+        job_id: row.try_get("job_id")?,
+        batch_id: row.try_get("batch_id")?,
+        user_id: row.try_get("user_id")?,
+        job_kind: row.try_get("kind")?,
+        attempt: row.try_get::<i32, _>("attempt")? as u32,
+        created_at: from_micros(row.try_get("created_at")?),
+    })
 }

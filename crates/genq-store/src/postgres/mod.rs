@@ -16,12 +16,14 @@
 mod accounts;
 mod events;
 mod rows;
+mod webhooks;
 
 use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
-    BudgetOp, ClaimRequest, Enqueued, EventFilter, Finish, JobQuery, LeaseRef, NewJobs, NodeLock,
-    Outcome, Page, Polls, Rejection, Result, Signal, Staged, Stats, Store, StoreError, UserCtx,
+    BudgetOp, ClaimRequest, Delivery, DeliveryFilter, DeliveryOutcome, Enqueued, EventFilter,
+    Finish, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection, Result, Signal,
+    Staged, Stats, Store, StoreError, UserCtx, WebhookStatus,
 };
 use accounts::Counts;
 use async_trait::async_trait;
@@ -155,6 +157,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "events",
         include_str!("../../migrations/postgres/0004_events.sql"),
+    ),
+    (
+        5,
+        "webhooks",
+        include_str!("../../migrations/postgres/0005_webhooks.sql"),
     ),
 ];
 
@@ -1223,6 +1230,56 @@ impl Store for PgStore {
     ) -> Result<Vec<genq_core::event::Event>> {
         let mut c = self.pool.acquire().await.map_err(db_error)?;
         events::after(&mut c, position, filter, limit)
+            .await
+            .map_err(PgError::into_store)
+    }
+
+    async fn fan_out(
+        &self,
+        endpoint: &str,
+        filter: &DeliveryFilter,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        transaction!(self, |c| async {
+            webhooks::fan_out(c, endpoint, filter, limit, now).await
+        })
+    }
+
+    async fn claim_deliveries(
+        &self,
+        endpoint: &str,
+        max: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>> {
+        transaction!(self, |c| async {
+            webhooks::claim(c, endpoint, max, now, lease_until).await
+        })
+    }
+
+    async fn finish_delivery(
+        &self,
+        delivery: &Delivery,
+        outcome: DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        webhooks::finish(&mut c, delivery, &outcome, now)
+            .await
+            .map_err(PgError::into_store)
+    }
+
+    async fn webhook_status(&self, endpoint: &str) -> Result<WebhookStatus> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        webhooks::status(&mut c, endpoint)
+            .await
+            .map_err(PgError::into_store)
+    }
+
+    async fn redeliver(&self, endpoint: &str, event_id: i64, now: DateTime<Utc>) -> Result<()> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        webhooks::redeliver(&mut c, endpoint, event_id, now)
             .await
             .map_err(PgError::into_store)
     }

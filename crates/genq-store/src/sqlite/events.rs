@@ -8,6 +8,7 @@ use crate::{EventFilter, Result, StoreError};
 use chrono::{DateTime, Utc};
 use genq_core::event::{Event, EventType};
 use rusqlite::{Connection, named_params};
+use std::collections::HashMap;
 
 macro_rules! sql {
     ($name:literal) => {
@@ -90,27 +91,7 @@ pub(crate) fn after(
         params.iter().map(|(n, v)| (*n, v.as_ref())).collect();
     let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
     let rows = stmt
-        .query_map(bound.as_slice(), |r| {
-            let id: i64 = r.get(0)?;
-            let kind: String = r.get(1)?;
-            Ok(Event {
-                id,
-                position: id,
-                kind: kind.parse::<EventType>().map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        1,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )
-                })?,
-                job_id: r.get(2)?,
-                batch_id: r.get(3)?,
-                user_id: r.get(4)?,
-                job_kind: r.get(5)?,
-                attempt: r.get(6)?,
-                created_at: from_micros(r.get(7)?),
-            })
-        })
+        .query_map(bound.as_slice(), event_of)
         .map_err(db_error)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_error)?;
@@ -122,4 +103,38 @@ pub(crate) fn last_id(conn: &Connection) -> Result<i64> {
     conn.prepare_cached(sql!("event_last_id"))
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(db_error)
+}
+
+/// Events by id.
+pub(crate) fn by_ids(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, Event>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids = serde_json::to_string(ids).map_err(|e| StoreError::Internal(e.to_string()))?;
+    conn.prepare_cached(sql!("event_get_many"))
+        .and_then(|mut s| {
+            s.query_map(named_params! {":ids": ids}, event_of)?
+                .map(|e| e.map(|e| (e.id, e)))
+                .collect()
+        })
+        .map_err(db_error)
+}
+
+/// An event from `id, type, job_id, batch_id, user_id, kind, attempt, created_at`.
+fn event_of(r: &rusqlite::Row) -> rusqlite::Result<Event> {
+    let id: i64 = r.get(0)?;
+    let kind: String = r.get(1)?;
+    Ok(Event {
+        id,
+        position: id,
+        kind: kind.parse::<EventType>().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        job_id: r.get(2)?,
+        batch_id: r.get(3)?,
+        user_id: r.get(4)?,
+        job_kind: r.get(5)?,
+        attempt: r.get(6)?,
+        created_at: from_micros(r.get(7)?),
+    })
 }

@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "events",
         include_str!("../../migrations/sqlite/0004_events.sql"),
     ),
+    (
+        5,
+        "webhooks",
+        include_str!("../../migrations/sqlite/0005_webhooks.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

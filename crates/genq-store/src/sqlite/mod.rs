@@ -13,13 +13,15 @@ mod events;
 mod migrate;
 mod readers;
 mod rows;
+mod webhooks;
 mod writer;
 
 use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
-    ClaimRequest, Enqueued, EventFilter, Finish, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome,
-    Page, Polls, Rejection, Result, Staged, Stats, Store, StoreError, UserCtx,
+    ClaimRequest, Delivery, DeliveryFilter, DeliveryOutcome, Enqueued, EventFilter, Finish,
+    JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection, Result, Staged, Stats,
+    Store, StoreError, UserCtx, WebhookStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -1039,6 +1041,57 @@ impl Store for SqliteStore {
     ) -> Result<Vec<genq_core::event::Event>> {
         let filter = filter.clone();
         self.read(move |conn| events::after(conn, position, &filter, limit))
+            .await
+    }
+
+    async fn fan_out(
+        &self,
+        endpoint: &str,
+        filter: &DeliveryFilter,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let (endpoint, filter) = (endpoint.to_string(), filter.clone());
+        self.writer
+            .write(move |conn| webhooks::fan_out(conn, &endpoint, &filter, limit, now))
+            .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        endpoint: &str,
+        max: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>> {
+        let endpoint = endpoint.to_string();
+        self.writer
+            .write(move |conn| webhooks::claim(conn, &endpoint, max, now, lease_until))
+            .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        delivery: &Delivery,
+        outcome: DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let delivery = delivery.clone();
+        self.writer
+            .write(move |conn| webhooks::finish(conn, &delivery, &outcome, now))
+            .await
+    }
+
+    async fn webhook_status(&self, endpoint: &str) -> Result<WebhookStatus> {
+        let endpoint = endpoint.to_string();
+        self.read(move |conn| webhooks::status(conn, &endpoint))
+            .await
+    }
+
+    async fn redeliver(&self, endpoint: &str, event_id: i64, now: DateTime<Utc>) -> Result<()> {
+        let endpoint = endpoint.to_string();
+        self.writer
+            .write(move |conn| webhooks::redeliver(conn, &endpoint, event_id, now))
             .await
     }
 

@@ -1,0 +1,1 @@
+SELECT position FROM webhook_cursors WHERE endpoint = :endpoint

@@ -1,0 +1,1 @@
+UPDATE webhook_cursors SET position = :position WHERE endpoint = :endpoint
