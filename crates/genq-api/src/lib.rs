@@ -6,7 +6,7 @@ pub mod cursor;
 pub mod error;
 pub mod extract;
 pub mod openapi;
-mod routes;
+pub mod routes;
 pub mod server;
 pub mod views;
 
@@ -34,6 +34,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(engine: Engine, config: Arc<Config>, clock: Arc<dyn Clock>) -> AppState {
+        engine.set_render(Arc::new(views::EventRender {
+            mode: config.mode,
+            messages: config.messages(),
+        }));
         let a = &config.auth;
         AppState {
             store: engine.store().clone(),
@@ -76,6 +80,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/admin/providers/{name}/keys/{label}/enable",
             post(routes::admin::enable_key),
         )
+        .route("/v1/admin/webhooks", get(routes::admin::webhooks))
+        .route(
+            "/v1/admin/webhooks/{id}/events/{event_id}/redeliver",
+            post(routes::admin::redeliver),
+        )
+        .route("/v1/events", get(routes::events::stream))
         .route("/v1/stats", get(routes::system::stats))
         .route("/healthz", get(routes::system::healthz))
         .route("/readyz", get(routes::system::readyz))

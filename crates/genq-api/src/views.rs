@@ -193,3 +193,24 @@ impl From<Stats> for StatsView {
         }
     }
 }
+
+/// How events show jobs and batches (webhook bodies, SSE data): as the API shows them to an
+/// `app` token, so `error.detail` only in development mode.
+pub struct EventRender {
+    pub mode: Mode,
+    pub messages: Messages,
+}
+
+impl genq_engine::notifier::Render for EventRender {
+    fn job(&self, job: Job) -> serde_json::Value {
+        let v = Visibility {
+            show_detail: self.mode == Mode::Development,
+            messages: &self.messages,
+        };
+        serde_json::to_value(JobView::new(job, v)).unwrap_or_default()
+    }
+
+    fn batch(&self, batch: Batch) -> serde_json::Value {
+        serde_json::to_value(BatchView::from(batch)).unwrap_or_default()
+    }
+}

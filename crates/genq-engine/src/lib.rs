@@ -7,6 +7,7 @@
 //! - [`scheduler`]: makes delayed jobs and retries claimable when their time comes.
 //! - [`limits`]: keeps this process's copy of the runtime limits fresh.
 //! - [`signals`]: hints from other processes on the same database (PostgreSQL NOTIFY).
+//! - [`notifier`]: makes events readable and delivers them to the configured webhooks.
 //! - [`providers`]: what runs an attempt (the in-process `demo` provider today).
 //!
 //! The path of one job: the API enqueues it and calls [`Engine::wake`]; the worker pool claims
@@ -16,6 +17,7 @@
 pub mod handler;
 pub mod heartbeat;
 pub mod limits;
+pub mod notifier;
 pub mod providers;
 pub mod rescuer;
 pub mod scheduler;
@@ -199,6 +201,10 @@ pub struct Shared {
     pub providers: Arc<providers::Providers>,
     /// When the next parked task job is due for a poll, as far as this process knows.
     pub(crate) next_poll: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    /// The configured webhook endpoints.
+    pub webhooks: Vec<Arc<notifier::Endpoint>>,
+    /// How events show jobs and batches (set by the API crate, see [`Engine::set_render`]).
+    pub render: std::sync::OnceLock<Arc<dyn notifier::Render>>,
 }
 
 impl Shared {
@@ -315,6 +321,8 @@ impl Engine {
                 limits: std::sync::RwLock::new(Limits::default()),
                 providers,
                 next_poll: std::sync::Mutex::new(None),
+                webhooks: Vec::new(),
+                render: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -353,13 +361,36 @@ impl Engine {
                 (k.name.clone(), runtime)
             })
             .collect();
-        Ok(Self::assemble(
+        let webhooks = config
+            .webhooks
+            .iter()
+            .enumerate()
+            .map(|(i, hook)| {
+                notifier::Endpoint::from_config(hook)
+                    .map(Arc::new)
+                    .map_err(|message| SetupError {
+                        key: format!("webhooks[{i}]"),
+                        message,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut engine = Self::assemble(
             store,
             settings,
             kinds,
             Arc::new(SystemClock),
             Arc::new(providers),
-        ))
+        );
+        Arc::get_mut(&mut engine.shared)
+            .expect("not shared yet")
+            .webhooks = webhooks;
+        Ok(engine)
+    }
+
+    /// How events show jobs and batches; set once, before [`Engine::run`] (the first call
+    /// wins).
+    pub fn set_render(&self, render: Arc<dyn notifier::Render>) {
+        let _ = self.shared.render.set(render);
     }
 
     /// The external providers: key states and counts for the admin API.
@@ -411,6 +442,17 @@ impl Engine {
         limits::refresh(&self.shared).await;
         services.spawn(limits::run(self.shared.clone(), stop_services.clone()));
         services.spawn(signals::run(self.shared.clone(), stop_services.clone()));
+        services.spawn(notifier::publish(
+            self.shared.clone(),
+            stop_services.clone(),
+        ));
+        for endpoint in &self.shared.webhooks {
+            services.spawn(notifier::deliver(
+                self.shared.clone(),
+                endpoint.clone(),
+                stop_services.clone(),
+            ));
+        }
         if run_workers {
             services.spawn(heartbeat::run(self.shared.clone(), stop_services.clone()));
             worker_pool::run(self.shared.clone(), shutdown).await;

@@ -546,6 +546,10 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<genq_core::event::Event>>;
 
+    /// The position of the newest readable event (0 with none): where a reader that wants
+    /// only what happens from now on starts.
+    async fn events_end(&self) -> Result<i64>;
+
     /// Make committed events readable by [`Store::events_after`]; how many became so since
     /// the last call (SQLite: events are readable as they commit, and this only counts them).
     async fn publish_events(&self) -> Result<u64> {

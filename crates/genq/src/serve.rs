@@ -196,7 +196,13 @@ async fn build_engine(
 ) -> anyhow::Result<Engine> {
     let mut settings = EngineSettings::from_config(config);
     settings.node_id = node_id;
-    Ok(Engine::from_config(store, config, settings).await?)
+    let engine = Engine::from_config(store, config, settings).await?;
+    // Webhooks show jobs as the API does, also from a process without the API.
+    engine.set_render(Arc::new(genq_api::views::EventRender {
+        mode: config.mode,
+        messages: config.messages(),
+    }));
+    Ok(engine)
 }
 
 pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyhow::Result<()> {

@@ -5,7 +5,8 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{JsonBody, PathId, PathParams};
-use crate::openapi::{KeyLabel, ProviderName};
+use crate::openapi::{Key, KeyLabel, ProviderName};
+use crate::views::ts;
 use axum::Json;
 use axum::extract::State;
 use genq_core::Limits;
@@ -147,4 +148,105 @@ pub async fn enable_key(
     // Jobs waiting for a usable key may go now.
     state.engine.wake().work();
     Ok(Json(view))
+}
+
+/// A configured webhook endpoint and how its deliveries go.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookView {
+    /// Names the endpoint in the redeliver path.
+    pub id: String,
+    /// Scheme and host only: a URL may carry a token.
+    pub url: String,
+    /// Event types sent (all when empty).
+    pub events: Vec<String>,
+    /// Kinds sent (all when empty).
+    pub kinds: Vec<String>,
+    /// Deliveries not yet made: waiting, retrying or in flight.
+    pub backlog: u64,
+    /// Deliveries given up after a day of retries.
+    pub dead: u64,
+    pub last_success_at: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    /// Ids of dead events (newest first, at most 100), for a redelivery.
+    pub dead_events: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhooksView {
+    pub webhooks: Vec<WebhookView>,
+}
+
+async fn webhook_view(
+    state: &AppState,
+    endpoint: &genq_engine::notifier::Endpoint,
+) -> ApiResult<WebhookView> {
+    let status = state.store.webhook_status(&endpoint.key).await?;
+    Ok(WebhookView {
+        id: endpoint.id().to_string(),
+        url: endpoint.shown.clone(),
+        events: endpoint
+            .filter
+            .types
+            .iter()
+            .map(|t| t.as_str().to_string())
+            .collect(),
+        kinds: endpoint.filter.kinds.clone(),
+        backlog: status.backlog,
+        dead: status.dead,
+        last_success_at: status.last_success_at.map(ts),
+        last_error: status.last_error,
+        last_error_at: status.last_error_at.map(ts),
+        dead_events: status.dead_events.iter().map(|id| id.to_string()).collect(),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/admin/webhooks", tag = "admin",
+    responses((status = 200, body = WebhooksView)))]
+pub async fn webhooks(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> ApiResult<Json<WebhooksView>> {
+    caller.require_admin()?;
+    let mut out = Vec::new();
+    for endpoint in &state.engine.shared().webhooks {
+        out.push(webhook_view(&state, endpoint).await?);
+    }
+    Ok(Json(WebhooksView { webhooks: out }))
+}
+
+#[utoipa::path(post, path = "/v1/admin/webhooks/{id}/events/{event_id}/redeliver", tag = "admin",
+    params(("id" = Key, Path, description = "The endpoint's id, from GET /v1/admin/webhooks"),
+        ("event_id" = Key, Path, description = "A dead event's id")),
+    responses((status = 200, description = "The endpoint, the event due again at once", body = WebhookView),
+        (status = 404, description = "`not_found`: no such endpoint, or no dead delivery of that event", body = ErrorBody)))]
+pub async fn redeliver(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParams((id, event_id)): PathParams<(String, String)>,
+) -> ApiResult<Json<WebhookView>> {
+    caller.require_admin()?;
+    let endpoint = state
+        .engine
+        .shared()
+        .webhooks
+        .iter()
+        .find(|e| e.id() == id)
+        .ok_or_else(|| ApiError::new(Code::NotFound, format!("no webhook endpoint {id:?}")))?;
+    let event: i64 = event_id
+        .parse()
+        .map_err(|_| ApiError::new(Code::NotFound, format!("no event {event_id:?}")))?;
+    state
+        .store
+        .redeliver(&endpoint.key, event, state.clock.now())
+        .await
+        .map_err(|e| match e {
+            genq_store::StoreError::NotFound => ApiError::new(
+                Code::NotFound,
+                format!("endpoint {id} has no dead delivery of event {event_id}"),
+            ),
+            other => other.into(),
+        })?;
+    state.engine.wake().events_published();
+    Ok(Json(webhook_view(&state, endpoint).await?))
 }

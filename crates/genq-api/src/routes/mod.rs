@@ -1,5 +1,6 @@
 pub mod admin;
 pub mod batches;
+pub mod events;
 pub mod jobs;
 pub mod system;
 pub mod users;

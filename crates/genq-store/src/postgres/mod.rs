@@ -1284,6 +1284,14 @@ impl Store for PgStore {
             .map_err(PgError::into_store)
     }
 
+    async fn events_end(&self) -> Result<i64> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        Ok(sqlx::query_scalar(sql!("event_last_position"))
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db_error)?)
+    }
+
     async fn publish_events(&self) -> Result<u64> {
         transaction!(self, |c| async {
             let n = events::publish(c, PUBLISH_BATCH).await?;

@@ -1095,6 +1095,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn events_end(&self) -> Result<i64> {
+        self.read(events::last_id).await
+    }
+
     /// Events are readable as they commit; this reports how many are new since the last call.
     async fn publish_events(&self) -> Result<u64> {
         let last = self.read(events::last_id).await?;

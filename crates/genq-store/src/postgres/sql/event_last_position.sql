@@ -1,0 +1,2 @@
+-- The newest published event's position (0 with none).
+SELECT coalesce(max(position), 0)::bigint FROM events
