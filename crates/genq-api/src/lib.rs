@@ -30,6 +30,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// `GET /openapi.json`, made once for this config.
     pub openapi: Arc<serde_json::Value>,
+    /// Fires when the server shuts down: event streams end.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             tokens: Tokens::new(&a.admin_tokens, &a.app_tokens, &a.worker_tokens),
             messages: config.messages(),
             openapi: Arc::new(openapi::document(&config)),
+            closing: Default::default(),
             engine,
             config,
             clock,

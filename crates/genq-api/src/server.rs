@@ -4,8 +4,8 @@
 //! a bounded header size, and the SPEC's error shape on the answers hyper writes by itself.
 //! The body deadline and the declared-length check live in the router (`extract`, `lib`).
 
+use crate::AppState;
 use crate::error::{Code, ErrorBody, ErrorInner};
-use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -29,13 +29,16 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// within `api.max_claim_wait`) before closing their connections.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
 
-/// Serve `app` on `listener` until `shutdown` resolves, then finish the requests in flight.
+/// Serve the API of `state` on `listener` until `shutdown` resolves; then end the event streams
+/// (they would never finish by themselves) and finish the other requests in flight.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
-    api: &genq_config::Api,
+    state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let api = state.config.api.clone();
+    let closing = state.closing.clone();
+    let app = crate::router(state);
     let permits = Arc::new(Semaphore::new(api.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -72,6 +75,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    closing.cancel();
     if tokio::time::timeout(SHUTDOWN_WAIT, graceful.shutdown())
         .await
         .is_err()

@@ -233,8 +233,6 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
             config.clone(),
             Arc::new(SystemClock),
         ));
-        let app = genq_api::router(state);
-        let api_limits = config.api.clone();
         println!(
             "genq listening on http://{addr} (database {}, node {})",
             config.database_label(),
@@ -247,7 +245,7 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
                 path.display()
             );
         }
-        genq_api::server::serve(listener, app, &api_limits, shutdown.cancelled())
+        genq_api::server::serve(listener, state, shutdown.cancelled())
             .await
             .context("the HTTP server failed")?;
     } else {

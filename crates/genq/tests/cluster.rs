@@ -6,12 +6,9 @@
 mod common;
 
 use common::*;
-use genq_store::conformance::pg::server_url;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, ConnectOptions};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 const USERS: usize = 50;
@@ -20,47 +17,6 @@ const CHATS: usize = 50;
 const USER_MAX_RUNNING: i64 = 3;
 /// Per key, at the provider and in genq's config: 2 a second.
 const KEY_RPM: u32 = 120;
-
-/// A database of its own for the cluster, dropped when the test ends.
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let name = format!("genq_cluster_{:016x}", rand::random::<u64>());
-        let mut admin = sqlx::postgres::PgConnectOptions::from_str(&server_url())
-            .unwrap()
-            .connect()
-            .await
-            .expect("PostgreSQL is reachable");
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        Database { name }
-    }
-
-    fn url(&self) -> String {
-        let server = server_url();
-        let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-        format!("{base}/{}", self.name)
-    }
-
-    async fn drop_it(self) {
-        let mut admin = sqlx::postgres::PgConnectOptions::from_str(&server_url())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let _ = sqlx::query(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut admin)
-        .await;
-    }
-}
 
 fn write_config(dir: &std::path::Path, database: &str, fake_url: &str) {
     let text = format!(

@@ -172,6 +172,7 @@ async fn follow(
             _ = &mut woken => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = tx.closed() => return,
+            _ = state.closing.cancelled() => return,
         }
     }
 }

@@ -560,7 +560,6 @@ async fn http(path: &Path, args: &BenchArgs) -> anyhow::Result<(f64, f64, f64)> 
     let mut kind = genq_config::demo_kinds().remove(0);
     kind.name = KIND.into();
     config.kinds = vec![kind];
-    let api = config.api.clone();
     let state = Arc::new(AppState::new(
         running.engine.clone(),
         Arc::new(config),
@@ -569,13 +568,7 @@ async fn http(path: &Path, args: &BenchArgs) -> anyhow::Result<(f64, f64, f64)> 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
-        genq_api::server::serve(
-            listener,
-            genq_api::router(state),
-            &api,
-            std::future::pending(),
-        )
-        .await
+        genq_api::server::serve(listener, state, std::future::pending()).await
     });
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/v1/batches");

@@ -10,6 +10,7 @@ use genq_engine::{Engine, EngineSettings};
 use genq_store::{SqliteStore, Store};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use sqlx::{AssertSqlSafe, ConnectOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,13 +118,12 @@ impl TestServer {
         let mut tasks = Vec::new();
         let (e, s) = (engine.clone(), stop.clone());
         tasks.push(tokio::spawn(async move { e.run(s, workers).await }));
-        let api = config.api.clone();
         let state = Arc::new(AppState::new(engine.clone(), Arc::new(config), clock));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let s = stop.clone();
         tasks.push(tokio::spawn(async move {
-            genq_api::server::serve(listener, genq_api::router(state), &api, s.cancelled())
+            genq_api::server::serve(listener, state, s.cancelled())
                 .await
                 .unwrap();
         }));
@@ -336,4 +336,49 @@ pub async fn fake_stats(url: &str) -> genq_fake_provider::Stats {
         .json()
         .await
         .unwrap()
+}
+
+/// A PostgreSQL database of its own for a test that runs `genq` processes; drop it at the end.
+pub struct Database {
+    name: String,
+}
+
+impl Database {
+    pub async fn create() -> Database {
+        let name = format!("genq_test_{:016x}", rand::random::<u64>());
+        let mut admin = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(
+            &genq_store::conformance::pg::server_url(),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .expect("PostgreSQL is reachable");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        Database { name }
+    }
+
+    pub fn url(&self) -> String {
+        let server = genq_store::conformance::pg::server_url();
+        let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+
+    pub async fn drop_it(self) {
+        let mut admin = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(
+            &genq_store::conformance::pg::server_url(),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+        let _ = sqlx::query(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await;
+    }
 }
