@@ -13,11 +13,14 @@ use std::time::{Duration, Instant};
 
 const SECRET: &str = "whsec-test-0123456789abcdef";
 
+/// What a receiver got: each delivery's signature header and body.
+type Deliveries = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A webhook receiver on loopback: it keeps every delivery (signature header and body) and
 /// answers 503 while it is "down".
 #[derive(Clone, Default)]
 struct Receiver {
-    got: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    got: Deliveries,
     down: Arc<std::sync::atomic::AtomicBool>,
 }
 
