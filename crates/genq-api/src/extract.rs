@@ -199,25 +199,19 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
-/// Ids, user ids, worker ids, lease tokens and idempotency keys: 1 to 200 characters that a URL
-/// path segment holds as they are: letters, digits and `-._~!$&'()*+,;=:@` ([`KEY_PATTERN`]).
-/// Identifiers come from applications, not people (a UUID, `tg:12345`, `user@example.com`);
-/// refusing everything else refuses the invisible and bidirectional characters (U+200B,
-/// U+202E, U+FEFF) that would make `alice` and `alice\u{200b}` two users who look the same,
-/// and the `/ ? # %` that make an id in a path mean something else when a client forgets to
-/// escape it.
+/// Ids, user ids, worker ids, lease tokens and idempotency keys ([`genq_core::ids::valid_key`],
+/// [`KEY_PATTERN`]): a UUID, `tg:12345`, `user@example.com`. Refused: the invisible and
+/// bidirectional characters (U+200B, U+202E, U+FEFF) that would make `alice` and
+/// `alice\u{200b}` two users who look the same, and the `/ ? # %` that make an id in a path
+/// mean something else when a client forgets to escape it.
 pub fn check_key(field: &str, value: &str) -> Result<(), ApiError> {
-    if !(1..=MAX_KEY_LEN).contains(&value.len()) || !value.bytes().all(key_byte) {
+    if !genq_core::ids::valid_key(value) {
         return Err(ApiError::invalid(format!(
             "{field} must be 1 to {MAX_KEY_LEN} letters, digits or -._~!$&'()*+,;=:@"
         ))
         .with_details(serde_json::json!({"field": field})));
     }
     Ok(())
-}
-
-fn key_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b)
 }
 
 /// The OpenAPI pattern of what [`check_key`] accepts.

@@ -89,6 +89,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(routes::admin::redeliver),
         )
         .route("/v1/events", get(routes::events::stream))
+        .route("/v1/schedules", get(routes::schedules::list))
+        .route("/v1/schedules/{name}", put(routes::schedules::set))
         .route("/v1/stats", get(routes::system::stats))
         .route("/healthz", get(routes::system::healthz))
         .route("/readyz", get(routes::system::readyz))

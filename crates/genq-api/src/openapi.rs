@@ -6,7 +6,7 @@
 
 use crate::error::{Code, ErrorBody, ErrorInner};
 use crate::extract::{KEY_PATTERN, text_pattern};
-use crate::routes::{admin, batches, events, jobs, system, users, workers};
+use crate::routes::{admin, batches, events, jobs, schedules, system, users, workers};
 use crate::views::{BatchView, ClaimedJobView, ErrorView, JobView, StatsView};
 use genq_config::Config;
 use genq_core::limits::{LIMITS, PLANS};
@@ -25,7 +25,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         workers::claim, workers::heartbeat, workers::complete, workers::fail,
         users::get, users::put, users::credits, users::ledger,
         admin::limits, admin::set_limit, admin::providers, admin::enable_key,
-        admin::webhooks, admin::redeliver, events::stream,
+        admin::webhooks, admin::redeliver, events::stream, schedules::list, schedules::set,
         system::stats, system::healthz, system::readyz, system::openapi,
     ),
     components(schemas(
@@ -35,7 +35,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         workers::CompleteBody, workers::FailBody,
         users::UserView, users::SetPlan, users::Credits, users::LedgerEntryView, users::LedgerPage,
         admin::LimitView, admin::LimitsView, admin::SetLimit, admin::ProvidersView,
-        admin::WebhookView, admin::WebhooksView,
+        admin::WebhookView, admin::WebhooksView, schedules::ScheduleView,
+        schedules::SchedulesView, schedules::SetSchedule,
         Key, KindName, ExternalKindName, ProviderName, KeyLabel, JobCursor, LedgerCursor, Plan, FailClass, JobStateName,
     )),
     modifiers(&BearerAuth),

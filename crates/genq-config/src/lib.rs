@@ -51,6 +51,7 @@ pub struct Config {
     pub providers: Vec<Provider>,
     pub kinds: Vec<Kind>,
     pub webhooks: Vec<Webhook>,
+    pub schedules: Vec<Schedule>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -269,6 +270,37 @@ pub fn value_text(v: &toml::Value) -> String {
     }
 }
 
+/// `[[schedules]]`: a job of `kind` for `user_id` at every slot of `cron`, one per slot across
+/// every process sharing the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    pub name: String,
+    /// 5 fields, or 6 with seconds first; `@hourly`, `@daily` and the like.
+    pub cron: String,
+    /// The IANA zone the slots fall in (default UTC).
+    #[serde(default = "utc")]
+    pub timezone: String,
+    pub kind: String,
+    pub user_id: String,
+    /// The job's payload (default `{}`).
+    #[serde(default)]
+    pub payload: toml::Table,
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+impl Schedule {
+    /// The payload as JSON.
+    pub fn payload_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.payload).unwrap_or_default()
+    }
+}
+
 /// `[[webhooks]]`: an endpoint events are POSTed to, signed with `secret` (SPEC §8).
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -342,6 +374,7 @@ impl Default for Config {
             providers: Vec::new(),
             kinds: Vec::new(),
             webhooks: Vec::new(),
+            schedules: Vec::new(),
         }
     }
 }

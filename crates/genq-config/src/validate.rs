@@ -22,7 +22,46 @@ pub(crate) fn validate(c: &Config) -> Result<(), Invalid> {
     auth(c)?;
     let provider_names = providers(c)?;
     kinds(c, &provider_names)?;
-    webhooks(c)
+    webhooks(c)?;
+    schedules(c)
+}
+
+fn schedules(c: &Config) -> Result<(), Invalid> {
+    let mut names = BTreeSet::new();
+    for (i, s) in c.schedules.iter().enumerate() {
+        let key = |field: &str| format!("schedules[{i}].{field}");
+        if !valid_name(&s.name) {
+            return fail(&key("name"), name_rule(&s.name));
+        }
+        if !names.insert(s.name.as_str()) {
+            return fail(
+                &key("name"),
+                format!("schedule {:?} is defined twice", s.name),
+            );
+        }
+        if let Err(e) = genq_core::schedule::Plan::parse(&s.cron, "UTC") {
+            return fail(&key("cron"), format!("{:?}: {e}", s.cron));
+        }
+        if s.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return fail(
+                &key("timezone"),
+                format!(
+                    "{:?} is not an IANA time zone name such as \"Europe/Moscow\"",
+                    s.timezone
+                ),
+            );
+        }
+        if c.kind(&s.kind).is_none() {
+            return fail(&key("kind"), format!("no kind named {:?}", s.kind));
+        }
+        if !genq_core::ids::valid_key(&s.user_id) {
+            return fail(
+                &key("user_id"),
+                "must be 1 to 200 letters, digits or -._~!$&'()*+,;=:@",
+            );
+        }
+    }
+    Ok(())
 }
 
 fn webhooks(c: &Config) -> Result<(), Invalid> {

@@ -13,3 +13,14 @@ pub fn new_lease_token() -> String {
 
 /// The longest id, kind, user id or idempotency key genq accepts.
 pub const MAX_KEY_LEN: usize = 200;
+
+/// Whether `value` is a valid id, user id, worker id, lease token or idempotency key: 1 to
+/// [`MAX_KEY_LEN`] characters that a URL path segment holds as they are, letters, digits and
+/// `-._~!$&'()*+,;=:@`. Identifiers come from applications, not people; everything else is
+/// refused, so invisible and bidirectional characters never make two ids that look the same.
+pub fn valid_key(value: &str) -> bool {
+    (1..=MAX_KEY_LEN).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b))
+}

@@ -11,6 +11,7 @@ pub mod job;
 pub mod limits;
 pub mod machine;
 pub mod retry;
+pub mod schedule;
 pub mod signature;
 pub mod simulate;
 pub mod state;

@@ -8,12 +8,14 @@
 //! - [`limits`]: keeps this process's copy of the runtime limits fresh.
 //! - [`signals`]: hints from other processes on the same database (PostgreSQL NOTIFY).
 //! - [`notifier`]: makes events readable and delivers them to the configured webhooks.
+//! - [`cron`]: makes each `[[schedules]]` job once per slot.
 //! - [`providers`]: what runs an attempt (the in-process `demo` provider today).
 //!
 //! The path of one job: the API enqueues it and calls [`Engine::wake`]; the worker pool claims
 //! it (lease taken), a provider runs it, the pool's completer applies the outcome decided by
 //! `genq_core::machine`, fenced by the lease token.
 
+pub mod cron;
 pub mod handler;
 pub mod heartbeat;
 pub mod limits;
@@ -203,6 +205,8 @@ pub struct Shared {
     pub(crate) next_poll: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     /// The configured webhook endpoints.
     pub webhooks: Vec<Arc<notifier::Endpoint>>,
+    /// The configured schedules.
+    pub schedules: Vec<Arc<cron::Scheduled>>,
     /// How events show jobs and batches (set by the API crate, see [`Engine::set_render`]).
     pub render: std::sync::OnceLock<Arc<dyn notifier::Render>>,
 }
@@ -322,6 +326,7 @@ impl Engine {
                 providers,
                 next_poll: std::sync::Mutex::new(None),
                 webhooks: Vec::new(),
+                schedules: Vec::new(),
                 render: std::sync::OnceLock::new(),
             }),
         }
@@ -381,9 +386,9 @@ impl Engine {
             Arc::new(SystemClock),
             Arc::new(providers),
         );
-        Arc::get_mut(&mut engine.shared)
-            .expect("not shared yet")
-            .webhooks = webhooks;
+        let shared = Arc::get_mut(&mut engine.shared).expect("not shared yet");
+        shared.webhooks = webhooks;
+        shared.schedules = cron::Scheduled::from_config(config)?;
         Ok(engine)
     }
 
@@ -446,6 +451,7 @@ impl Engine {
             self.shared.clone(),
             stop_services.clone(),
         ));
+        services.spawn(cron::run(self.shared.clone(), stop_services.clone()));
         for endpoint in &self.shared.webhooks {
             services.spawn(notifier::deliver(
                 self.shared.clone(),

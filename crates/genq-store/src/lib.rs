@@ -316,6 +316,29 @@ pub struct EventFilter {
     pub types: Vec<genq_core::event::EventType>,
 }
 
+/// A schedule as the database keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleState {
+    pub name: String,
+    pub paused: bool,
+    /// Slots up to this time are done: run, skipped while paused, or from before the schedule
+    /// was first seen.
+    pub covered_until: DateTime<Utc>,
+    /// The last slot that made (or tried to make) a job.
+    pub last_slot: Option<DateTime<Utc>>,
+    pub last_job_id: Option<String>,
+    /// Why the last slot's job was refused (a limit, the balance).
+    pub last_error: Option<String>,
+}
+
+/// What one slot of a schedule made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotRun {
+    pub slot: DateTime<Utc>,
+    pub job_id: Option<String>,
+    pub error: Option<String>,
+}
+
 /// Which events a webhook endpoint receives; empty lists take all.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeliveryFilter {
@@ -586,6 +609,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
 
     async fn webhook_status(&self, endpoint: &str) -> Result<WebhookStatus>;
+
+    /// Every schedule the database knows.
+    async fn schedules(&self) -> Result<Vec<ScheduleState>>;
+
+    /// `name` is covered up to `until` (never moving back), with what its slot made if it ran
+    /// one; a schedule not known yet is added.
+    async fn cover_schedule(
+        &self,
+        name: &str,
+        until: DateTime<Utc>,
+        run: Option<SlotRun>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Pause or resume `name`; a schedule not known yet is added, covered up to `now`.
+    async fn pause_schedule(&self, name: &str, paused: bool, now: DateTime<Utc>) -> Result<()>;
 
     /// Deliver a dead event again, at once and with a fresh day of retries. `NotFound` if
     /// the endpoint has no dead delivery of that event.

@@ -14,8 +14,6 @@ pub(crate) struct NewEvent {
     pub kind: EventType,
     pub job_id: Option<String>,
     pub batch_id: Option<String>,
-    pub user_id: String,
-    pub job_kind: String,
     pub attempt: u32,
 }
 
@@ -43,8 +41,6 @@ impl Outbox {
                 kind,
                 job_id: Some(job_id.to_string()),
                 batch_id: job.batch_id.clone(),
-                user_id: job.user_id.clone(),
-                job_kind: job.kind.clone(),
                 attempt: job.attempt,
             });
         }
@@ -61,13 +57,11 @@ impl Outbox {
     }
 
     /// `batch.completed` for a batch whose last job just finished.
-    pub fn batch_completed(&mut self, batch_id: &str, user_id: &str, job_kind: &str) {
+    pub fn batch_completed(&mut self, batch_id: &str) {
         self.events.push(NewEvent {
             kind: EventType::BatchCompleted,
             job_id: None,
             batch_id: Some(batch_id.to_string()),
-            user_id: user_id.to_string(),
-            job_kind: job_kind.to_string(),
             attempt: 0,
         });
     }

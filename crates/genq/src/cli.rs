@@ -67,6 +67,12 @@ pub enum Command {
     /// Read and change the runtime limits (admin).
     #[command(subcommand)]
     Limits(LimitsCommand),
+    /// The `[[schedules]]`: next and last runs; pause and resume (admin).
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
+    /// Copy the SQLite database, consistent, while genq runs and writes (PostgreSQL: use
+    /// pg_dump).
+    Backup(BackupArgs),
     /// Check the config, the database, and every provider and key; print what is wrong.
     Doctor(ConfigArgs),
     /// Measure throughput and latency on this machine.
@@ -235,6 +241,31 @@ pub enum LimitsCommand {
     Set(LimitSetArgs),
 }
 
+#[derive(Subcommand)]
+pub enum SchedulesCommand {
+    /// Each schedule with its next and last run.
+    List(ClientArgs),
+    /// Let a schedule's slots pass without jobs.
+    Pause(ScheduleArgs),
+    /// Run a paused schedule again from its next slot.
+    Resume(ScheduleArgs),
+}
+
+#[derive(Args)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    pub name: String,
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Where the copy goes; it must not exist yet.
+    pub path: PathBuf,
+}
+
 #[derive(Args)]
 pub struct LimitSetArgs {
     #[command(flatten)]
@@ -264,6 +295,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(UsersCommand::Credits(a)) => client::user_credits(a).await,
         Command::Limits(LimitsCommand::Get(a)) => client::limits_get(a).await,
         Command::Limits(LimitsCommand::Set(a)) => client::limits_set(a).await,
+        Command::Schedules(SchedulesCommand::List(a)) => client::schedules_list(a).await,
+        Command::Schedules(SchedulesCommand::Pause(a)) => client::schedule_pause(a, true).await,
+        Command::Schedules(SchedulesCommand::Resume(a)) => client::schedule_pause(a, false).await,
+        Command::Backup(a) => serve::backup(a.config.config.as_deref(), &a.path).await,
         Command::Doctor(a) => crate::doctor::run(a.config.as_deref()).await,
         Command::Bench(a) => bench::run(a).await,
         Command::FakeProvider(a) => fake_provider(a).await,

@@ -1,8 +1,8 @@
 //! The CLI's client verbs: they talk to a running genq over its HTTP API, like any application.
 
 use crate::cli::{
-    BatchSubmitArgs, ClientArgs, EnqueueArgs, JobIdArgs, JobsListArgs, LimitSetArgs, UserArgs,
-    UserCreditsArgs, UserPlanArgs,
+    BatchSubmitArgs, ClientArgs, EnqueueArgs, JobIdArgs, JobsListArgs, LimitSetArgs, ScheduleArgs,
+    UserArgs, UserCreditsArgs, UserPlanArgs,
 };
 use anyhow::{Context, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -260,58 +260,212 @@ pub async fn batch_submit(a: BatchSubmitArgs) -> anyhow::Result<()> {
     if a.chunk == 0 {
         bail!("--chunk must be at least 1");
     }
+    // Follow the user's events from before the first batch, so none of theirs is missed.
+    let mut events = if a.wait {
+        Some(EventStream::open(&client, &format!("user_id={}", urlencode(&a.user))).await?)
+    } else {
+        None
+    };
     let mut batches = Vec::new();
+    let mut total = 0;
     for chunk in items.chunks(a.chunk) {
         let body = json!({"kind": a.kind, "user_id": a.user, "items": chunk, "copies": a.copies});
         let out = client.call(Method::POST, "/v1/batches", Some(body)).await?;
         let id = out["batch"]["id"].as_str().unwrap_or_default().to_string();
-        println!(
-            "batch {id}: {} jobs",
-            out["job_ids"].as_array().map_or(0, |v| v.len())
-        );
+        let jobs = out["job_ids"].as_array().map_or(0, |v| v.len());
+        println!("batch {id}: {jobs} jobs");
+        total += jobs as u64;
         batches.push(id);
     }
-    if a.wait {
-        wait_for(&client, &batches).await?;
+    if let Some(events) = &mut events {
+        wait_for(events, &batches, total).await?;
     }
     Ok(())
 }
 
-/// Follow batches to the end with a progress bar of done / failed / running.
-async fn wait_for(client: &Client, batches: &[String]) -> anyhow::Result<()> {
-    let bar = ProgressBar::new(0);
+/// Follow batches to the end with a progress bar of done / failed / running, from the event
+/// stream (no polling).
+async fn wait_for(events: &mut EventStream, batches: &[String], total: u64) -> anyhow::Result<()> {
+    use std::collections::{HashMap, HashSet};
+    let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} done  {msg}  [{elapsed}]")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    loop {
-        let (mut total, mut done, mut failed, mut running, mut waiting) = (0, 0, 0, 0, 0);
-        for id in batches {
-            let b = client
-                .call(Method::GET, &format!("/v1/batches/{}", urlencode(id)), None)
-                .await?;
-            let n = |k: &str| b[k].as_u64().unwrap_or(0);
-            total += n("total");
-            done += n("succeeded") + n("failed") + n("canceled");
-            failed += n("failed") + n("canceled");
-            running += n("running");
-            waiting += n("queued") + n("retrying");
+    let ours: HashSet<&str> = batches.iter().map(String::as_str).collect();
+    let mut completed = HashSet::new();
+    let mut states: HashMap<String, String> = HashMap::new();
+    while completed.len() < ours.len() {
+        let (_, kind, body) = events.next().await?;
+        let data = &body["data"];
+        if kind == "batch.completed" {
+            if let Some(id) = data["id"].as_str().filter(|id| ours.contains(id)) {
+                completed.insert(id.to_string());
+            }
+            continue;
         }
-        bar.set_length(total);
+        let (Some(batch), Some(job), Some(state)) = (
+            data["batch_id"].as_str(),
+            data["id"].as_str(),
+            data["state"].as_str(),
+        ) else {
+            continue;
+        };
+        if !ours.contains(batch) {
+            continue;
+        }
+        states.insert(job.to_string(), state.to_string());
+        let count = |wanted: &[&str]| {
+            states
+                .values()
+                .filter(|s| wanted.contains(&s.as_str()))
+                .count() as u64
+        };
+        let failed = count(&["failed", "canceled"]);
+        let done = count(&["succeeded"]) + failed;
+        let running = count(&["running"]);
         bar.set_position(done);
         bar.set_message(format!(
-            "failed {failed}  running {running}  waiting {waiting}"
+            "failed {failed}  running {running}  waiting {}",
+            total - done - running
         ));
-        if done == total {
-            bar.finish();
-            println!(
-                "finished: {} succeeded, {failed} failed or canceled",
-                done - failed
-            );
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    bar.finish();
+    let failed = states
+        .values()
+        .filter(|s| *s == "failed" || *s == "canceled")
+        .count();
+    println!(
+        "finished: {} succeeded, {failed} failed or canceled",
+        total as usize - failed
+    );
+    Ok(())
+}
+
+/// `GET /v1/events` as a client reads it: one event at a time; after a dropped connection it
+/// reconnects with `Last-Event-ID`, so nothing is missed or seen twice.
+struct EventStream {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    last: Option<i64>,
+    response: Option<reqwest::Response>,
+    text: String,
+}
+
+impl EventStream {
+    /// Connect now: the stream starts with what happens after this call returns.
+    async fn open(client: &Client, query: &str) -> anyhow::Result<EventStream> {
+        let mut stream = EventStream {
+            // No overall timeout: the stream lasts; keep-alives come every 15 s.
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(45))
+                .build()?,
+            url: format!("{}/v1/events?{query}", client.base),
+            token: client.token.clone(),
+            last: None,
+            response: None,
+            text: String::new(),
+        };
+        stream.connect().await?;
+        Ok(stream)
+    }
+
+    async fn connect(&mut self) -> anyhow::Result<()> {
+        let mut req = self.http.get(&self.url).bearer_auth(&self.token);
+        if let Some(last) = self.last {
+            req = req.header("Last-Event-ID", last.to_string());
+        }
+        let response = req.send().await.context("cannot follow genq's events")?;
+        if !response.status().is_success() {
+            bail!("GET /v1/events: {}", response.status());
+        }
+        self.response = Some(response);
+        self.text.clear();
+        Ok(())
+    }
+
+    /// The next event: its id, type and body.
+    async fn next(&mut self) -> anyhow::Result<(i64, String, Value)> {
+        let mut reconnects = 0;
+        loop {
+            while let Some(end) = self.text.find("\n\n") {
+                let frame: String = self.text.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(|v| v.trim().to_string())
+                };
+                // Comments (keep-alives) have none of these.
+                if let (Some(id), Some(kind), Some(data)) =
+                    (field("id:"), field("event:"), field("data:"))
+                {
+                    let id: i64 = id.parse().context("an event id that is not a number")?;
+                    self.last = Some(id);
+                    return Ok((id, kind, serde_json::from_str(&data)?));
+                }
+            }
+            let chunk = match self.response.as_mut() {
+                Some(r) => r.chunk().await,
+                None => Ok(None),
+            };
+            match chunk {
+                Ok(Some(bytes)) => self.text.push_str(&String::from_utf8_lossy(&bytes)),
+                // Dropped: resume where we left off.
+                _ if reconnects < 5 => {
+                    reconnects += 1;
+                    tokio::time::sleep(Duration::from_millis(200 * reconnects)).await;
+                    self.connect().await?;
+                }
+                _ => bail!("lost genq's event stream"),
+            }
+        }
+    }
+}
+
+pub async fn schedules_list(a: ClientArgs) -> anyhow::Result<()> {
+    let client = Client::new(&a)?;
+    let out = client.call(Method::GET, "/v1/schedules", None).await?;
+    let list = out["schedules"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no schedules configured");
+    }
+    for s in list {
+        let text = |k: &str| s[k].as_str().unwrap_or("-").to_string();
+        println!(
+            "{}  {} ({})  {} for {}{}\n  next {}  last {}{}{}",
+            text("name"),
+            text("cron"),
+            text("timezone"),
+            text("kind"),
+            text("user_id"),
+            if s["paused"] == true { "  PAUSED" } else { "" },
+            text("next_run_at"),
+            text("last_run_at"),
+            s["last_job_id"]
+                .as_str()
+                .map(|j| format!(" (job {j})"))
+                .unwrap_or_default(),
+            s["last_error"]
+                .as_str()
+                .map(|e| format!("  refused: {e}"))
+                .unwrap_or_default(),
+        );
+    }
+    Ok(())
+}
+
+pub async fn schedule_pause(a: ScheduleArgs, paused: bool) -> anyhow::Result<()> {
+    let client = Client::new(&a.client)?;
+    let path = format!("/v1/schedules/{}", urlencode(&a.name));
+    print_json(
+        &client
+            .call(Method::PUT, &path, Some(json!({"paused": paused})))
+            .await?,
+    );
+    Ok(())
 }
 
 fn urlencode(s: &str) -> String {

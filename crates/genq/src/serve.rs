@@ -165,6 +165,34 @@ fn random_hex() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `genq backup PATH`: a consistent copy of the SQLite database while genq runs.
+pub async fn backup(config_path: Option<&Path>, to: &Path) -> anyhow::Result<()> {
+    let config = load_config(config_path)?;
+    let db = match config.database() {
+        Database::Sqlite(path) => path,
+        Database::Postgres(_) => bail!(
+            "genq backup copies a SQLite database; for PostgreSQL use its own tools, e.g. `pg_dump --format=custom {}`",
+            config.database_label()
+        ),
+    };
+    if !db.exists() {
+        bail!("database: {} does not exist", db.display());
+    }
+    let (from, into) = (db.clone(), to.to_path_buf());
+    tokio::task::spawn_blocking(move || genq_store::sqlite::backup(&from, &into))
+        .await?
+        .with_context(|| format!("cannot copy {} to {}", db.display(), to.display()))?;
+    let size = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "copied {} to {} ({} bytes); start genq from it with database = \"sqlite://{}\"",
+        db.display(),
+        to.display(),
+        size,
+        to.display()
+    );
+    Ok(())
+}
+
 pub async fn migrate(config_path: Option<&Path>) -> anyhow::Result<()> {
     let config = load_config(config_path)?;
     open_store(&config).await?.migrate().await?;

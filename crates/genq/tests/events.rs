@@ -412,3 +412,51 @@ async fn webhooks_lose_nothing_on_postgres() {
     nothing_is_lost_across_an_outage_and_a_kill(&db.url()).await;
     db.drop_it().await;
 }
+
+/// `genq batch submit --wait` follows the event stream to the end: the README's first demo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_submit_waits_on_the_event_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("genq.toml"),
+        format!(
+            "listen = \"127.0.0.1:0\"\n[auth]\nadmin_tokens = [\"{ADMIN}\"]\n[users]\ninitial_credits = 10\n"
+        ),
+    )
+    .unwrap();
+    let genq = Process::serve(dir.path());
+    let cards = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/cards.jsonl");
+    let url = genq.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(genq_bin())
+            .args([
+                "batch",
+                "submit",
+                cards,
+                "--kind",
+                "card.generate",
+                "--user",
+                "u1",
+                "--wait",
+            ])
+            .args(["--url", &url, "--token", ADMIN])
+            .output()
+            .unwrap()
+    });
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("--wait returned")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The demo: one card is rejected as the user's fault, one fails once and is retried.
+    assert!(
+        stdout.contains("finished: 4 succeeded, 1 failed or canceled"),
+        "{stdout}"
+    );
+    drop(genq);
+}

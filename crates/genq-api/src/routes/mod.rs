@@ -2,6 +2,7 @@ pub mod admin;
 pub mod batches;
 pub mod events;
 pub mod jobs;
+pub mod schedules;
 pub mod system;
 pub mod users;
 pub mod workers;

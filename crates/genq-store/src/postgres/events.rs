@@ -46,12 +46,8 @@ pub(crate) async fn write(
                 .fetch_all(&mut *c)
                 .await?
             {
-                let (id, user, kind): (String, String, String) = (
-                    row.try_get("id")?,
-                    row.try_get("user_id")?,
-                    row.try_get("kind")?,
-                );
-                outbox.batch_completed(&id, &user, &kind);
+                let id: String = row.try_get("id")?;
+                outbox.batch_completed(&id);
             }
         }
     }
@@ -62,9 +58,12 @@ pub(crate) async fn write(
     sqlx::query(sql!("event_insert_many"))
         .bind(e.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
         .bind(e.iter().map(|e| e.job_id.as_deref()).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.batch_id.as_deref()).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.user_id.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.job_kind.as_str()).collect::<Vec<_>>())
+        // A job event names its job; its batch is the job's.
+        .bind(
+            e.iter()
+                .map(|e| e.batch_id.as_deref().filter(|_| e.job_id.is_none()))
+                .collect::<Vec<_>>(),
+        )
         .bind(e.iter().map(|e| e.attempt as i32).collect::<Vec<_>>())
         .bind(now)
         .execute(c)
@@ -91,7 +90,7 @@ pub(crate) async fn after(
     limit: u32,
 ) -> Result<Vec<Event>, PgError> {
     let mut q = sqlx::QueryBuilder::new(
-        "SELECT id, position, type, job_id, batch_id, user_id, kind, attempt, created_at FROM events WHERE position > ",
+        "SELECT id, position, type, job_id, batch_id, user_id, kind, attempt, created_at FROM events_full WHERE position > ",
     );
     q.push_bind(position);
     if let Some(user) = &filter.user_id {

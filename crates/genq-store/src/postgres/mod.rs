@@ -22,8 +22,8 @@ use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
     BudgetOp, ClaimRequest, Delivery, DeliveryFilter, DeliveryOutcome, Enqueued, EventFilter,
-    Finish, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection, Result, Signal,
-    Staged, Stats, Store, StoreError, UserCtx, WebhookStatus,
+    Finish, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection, Result,
+    ScheduleState, Signal, SlotRun, Staged, Stats, Store, StoreError, UserCtx, WebhookStatus,
 };
 use accounts::Counts;
 use async_trait::async_trait;
@@ -162,6 +162,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "webhooks",
         include_str!("../../migrations/postgres/0005_webhooks.sql"),
+    ),
+    (
+        6,
+        "schedules",
+        include_str!("../../migrations/postgres/0006_schedules.sql"),
     ),
 ];
 
@@ -1282,6 +1287,67 @@ impl Store for PgStore {
         webhooks::redeliver(&mut c, endpoint, event_id, now)
             .await
             .map_err(PgError::into_store)
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleState>> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        let found = sqlx::query(sql!("schedules_all"))
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db_error)?;
+        found
+            .iter()
+            .map(|r| {
+                Ok(ScheduleState {
+                    name: r.try_get("name")?,
+                    paused: r.try_get("paused")?,
+                    covered_until: from_micros(r.try_get("covered_until")?),
+                    last_slot: r.try_get::<Option<i64>, _>("last_slot")?.map(from_micros),
+                    last_job_id: r.try_get("last_job_id")?,
+                    last_error: r.try_get("last_error")?,
+                })
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(db_error)
+    }
+
+    async fn cover_schedule(
+        &self,
+        name: &str,
+        until: DateTime<Utc>,
+        run: Option<SlotRun>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        let ran = run.is_some();
+        let (slot, job, error) = match run {
+            Some(r) => (Some(micros(r.slot)), r.job_id, r.error),
+            None => (None, None, None),
+        };
+        sqlx::query(sql!("schedule_cover"))
+            .bind(name)
+            .bind(micros(until))
+            .bind(ran)
+            .bind(slot)
+            .bind(job)
+            .bind(error)
+            .bind(micros(now))
+            .execute(&mut *c)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn pause_schedule(&self, name: &str, paused: bool, now: DateTime<Utc>) -> Result<()> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        sqlx::query(sql!("schedule_pause"))
+            .bind(name)
+            .bind(paused)
+            .bind(micros(now))
+            .execute(&mut *c)
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 
     async fn events_end(&self) -> Result<i64> {

@@ -7,7 +7,7 @@ use crate::outbox::Outbox;
 use crate::{EventFilter, Result, StoreError};
 use chrono::{DateTime, Utc};
 use genq_core::event::{Event, EventType};
-use rusqlite::{Connection, named_params};
+use rusqlite::{Connection, named_params, params};
 use std::collections::HashMap;
 
 macro_rules! sql {
@@ -17,40 +17,73 @@ macro_rules! sql {
 }
 
 /// Write what a transaction collected: its batches' counts (a batch whose last job just
-/// finished completes, once), then every event in order.
+/// finished completes, once), then every event in order. This runs for every job change:
+/// parameters are bound by position (by name costs a search each), several rows a statement.
 pub(crate) fn write(conn: &Connection, mut outbox: Outbox, now: DateTime<Utc>) -> Result<()> {
     let now = micros(now);
     for (batch_id, delta) in std::mem::take(&mut outbox.batches) {
-        let (done, user_id, kind): (bool, String, String) = conn
-            .prepare_cached(sql!("batch_unfinished_add"))
-            .and_then(|mut s| {
-                s.query_row(named_params! {":id": batch_id, ":delta": delta}, |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-            })
+        if delta == 0 {
+            continue;
+        }
+        conn.prepare_cached(sql!("batch_unfinished_add"))
+            .and_then(|mut s| s.execute(params![batch_id, delta]))
             .map_err(db_error)?;
-        if done {
-            conn.prepare_cached(sql!("batch_complete"))
-                .and_then(|mut s| s.execute(named_params! {":id": batch_id, ":now": now}))
+        if delta < 0 {
+            let completed = conn
+                .prepare_cached(sql!("batch_complete"))
+                .and_then(|mut s| s.execute(params![batch_id, now]))
                 .map_err(db_error)?;
-            outbox.batch_completed(&batch_id, &user_id, &kind);
+            if completed == 1 {
+                outbox.batch_completed(&batch_id);
+            }
         }
     }
     if outbox.events.is_empty() {
         return Ok(());
     }
-    let mut insert = conn
-        .prepare_cached(sql!("event_insert"))
-        .map_err(db_error)?;
-    for e in &outbox.events {
+    // Several rows per statement (16, 8, 4, 2, 1 at a time): one statement's overhead for
+    // many events.
+    let mut rest = outbox.events.as_slice();
+    while !rest.is_empty() {
+        let n = [16, 8, 4, 2, 1]
+            .into_iter()
+            .find(|n| *n <= rest.len())
+            .expect("1 fits");
+        let (chunk, tail) = rest.split_at(n);
+        let mut insert = conn.prepare_cached(insert_sql(n)).map_err(db_error)?;
+        let types: Vec<&'static str> = chunk.iter().map(|e| e.kind.as_str()).collect();
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(n * 5);
+        for (e, kind) in chunk.iter().zip(&types) {
+            // A job event names its job; its batch is the job's.
+            let batch = if e.job_id.is_some() {
+                &None
+            } else {
+                &e.batch_id
+            };
+            values.extend_from_slice(&[
+                kind as &dyn rusqlite::ToSql,
+                &e.job_id,
+                batch,
+                &e.attempt,
+                &now,
+            ]);
+        }
         insert
-            .execute(named_params! {
-                ":type": e.kind.as_str(), ":job_id": e.job_id, ":batch_id": e.batch_id,
-                ":user_id": e.user_id, ":kind": e.job_kind, ":attempt": e.attempt, ":now": now,
-            })
+            .execute(rusqlite::params_from_iter(values))
             .map_err(db_error)?;
+        rest = tail;
     }
     Ok(())
+}
+
+/// `event_insert.sql` with `n` (1, 2, 4, 8 or 16) rows of values.
+fn insert_sql(n: usize) -> &'static str {
+    static SQL: std::sync::LazyLock<[String; 5]> = std::sync::LazyLock::new(|| {
+        let row = sql!("event_insert").trim_end();
+        let (head, values) = row.rsplit_once("VALUES").expect("an INSERT … VALUES");
+        [1, 2, 4, 8, 16].map(|n| format!("{head}VALUES {}", vec![values.trim(); n].join(", ")))
+    });
+    &SQL[n.trailing_zeros() as usize]
 }
 
 /// Events after `position` that pass `filter`, in order.
@@ -62,7 +95,7 @@ pub(crate) fn after(
 ) -> Result<Vec<Event>> {
     // Only the filters given become conditions.
     let mut sql = String::from(
-        "SELECT id, type, job_id, batch_id, user_id, kind, attempt, created_at FROM events WHERE id > :after",
+        "SELECT id, type, job_id, batch_id, user_id, kind, attempt, created_at FROM events_full WHERE id > :after",
     );
     let mut params: Vec<(&str, Box<dyn rusqlite::ToSql>)> = vec![
         (":after", Box::new(position)),

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../../migrations/sqlite/0005_webhooks.sql"),
     ),
+    (
+        6,
+        "schedules",
+        include_str!("../../migrations/sqlite/0006_schedules.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

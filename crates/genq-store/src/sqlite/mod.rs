@@ -20,8 +20,8 @@ use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
     ClaimRequest, Delivery, DeliveryFilter, DeliveryOutcome, Enqueued, EventFilter, Finish,
-    JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection, Result, Staged, Stats,
-    Store, StoreError, UserCtx, WebhookStatus,
+    JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection, Result, ScheduleState,
+    SlotRun, Staged, Stats, Store, StoreError, UserCtx, WebhookStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -99,6 +99,47 @@ impl SqliteStore {
     {
         self.readers.read(f).await
     }
+}
+
+/// Copy the database at `db` to `to` (which must not exist), consistent, while other
+/// processes read and write it: `VACUUM INTO` runs in one read transaction, so the copy holds
+/// exactly what was committed when it began. The copy is readable by its owner only, and
+/// checked before it is reported done.
+pub fn backup(db: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let source = Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db_error)?;
+    source
+        .busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(db_error)?;
+    // An empty file of the right mode first: VACUUM INTO writes into it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(|e| StoreError::Invalid(format!("{}: {e}", to.display())))?;
+    let copied = source
+        .execute(sql!("backup_into"), [to.to_string_lossy()])
+        .map_err(db_error);
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(to);
+        return Err(e);
+    }
+    let copy = Connection::open_with_flags(to, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(db_error)?;
+    let check: String = copy
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(db_error)?;
+    if check != "ok" {
+        return Err(StoreError::Internal(format!(
+            "the copy fails its check: {check}"
+        )));
+    }
+    Ok(())
 }
 
 /// A new database file is created readable by its owner only; SQLite gives its `-wal` and
@@ -1092,6 +1133,72 @@ impl Store for SqliteStore {
         let endpoint = endpoint.to_string();
         self.writer
             .write(move |conn| webhooks::redeliver(conn, &endpoint, event_id, now))
+            .await
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleState>> {
+        self.read(|conn| {
+            conn.prepare_cached(sql!("schedules_all"))
+                .and_then(|mut s| {
+                    s.query_map([], |r| {
+                        Ok(ScheduleState {
+                            name: r.get(0)?,
+                            paused: r.get(1)?,
+                            covered_until: from_micros(r.get(2)?),
+                            last_slot: r.get::<_, Option<i64>>(3)?.map(from_micros),
+                            last_job_id: r.get(4)?,
+                            last_error: r.get(5)?,
+                        })
+                    })?
+                    .collect()
+                })
+                .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn cover_schedule(
+        &self,
+        name: &str,
+        until: DateTime<Utc>,
+        run: Option<SlotRun>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let name = name.to_string();
+        self.writer
+            .write(move |conn| {
+                let ran = run.is_some();
+                let (slot, job, error) = match run {
+                    Some(r) => (Some(micros(r.slot)), r.job_id, r.error),
+                    None => (None, None, None),
+                };
+                conn.prepare_cached(sql!("schedule_cover"))
+                    .and_then(|mut s| {
+                        s.execute(rusqlite::params![
+                            name,
+                            micros(until),
+                            ran,
+                            slot,
+                            job,
+                            error,
+                            micros(now)
+                        ])
+                    })
+                    .map_err(db_error)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn pause_schedule(&self, name: &str, paused: bool, now: DateTime<Utc>) -> Result<()> {
+        let name = name.to_string();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(sql!("schedule_pause"))
+                    .and_then(|mut s| s.execute(rusqlite::params![name, paused, micros(now)]))
+                    .map_err(db_error)?;
+                Ok(())
+            })
             .await
     }
 

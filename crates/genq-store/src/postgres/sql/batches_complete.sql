@@ -2,4 +2,4 @@
 -- their batch.completed.
 UPDATE batches SET completed_at = $2
 WHERE id = ANY($1) AND completed_at IS NULL
-RETURNING id, user_id, kind
+RETURNING id

@@ -1,4 +1,2 @@
--- A batch's count of unfinished jobs moves by :delta; whether it completes for the first time.
-UPDATE batches SET unfinished = unfinished + :delta
-WHERE id = :id
-RETURNING unfinished = 0 AND completed_at IS NULL, user_id, kind
+-- ?1 batch id: its count of unfinished jobs moves by ?2.
+UPDATE batches SET unfinished = unfinished + ?2 WHERE id = ?1

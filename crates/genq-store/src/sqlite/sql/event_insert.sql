@@ -1,3 +1,5 @@
--- One event of the outbox, in the transaction of the change it reports.
-INSERT INTO events (type, job_id, batch_id, user_id, kind, attempt, created_at)
-VALUES (:type, :job_id, :batch_id, :user_id, :kind, :attempt, :now)
+-- Events of the outbox, in the transaction of the change they report: per row type, job id
+-- (job events), batch id (batch events), attempt, now (written with several rows of VALUES,
+-- see events.rs).
+INSERT INTO events (type, job_id, batch_id, attempt, created_at)
+VALUES (?, ?, ?, ?, ?)
