@@ -97,6 +97,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
         let wait = (wake_at - shared.clock.now()).to_std().unwrap_or_default();
         tokio::select! {
             _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
+            _ = shared.wake.cron.notified() => {}
             _ = stop.cancelled() => return,
         }
     }

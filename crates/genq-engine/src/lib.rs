@@ -144,6 +144,8 @@ pub struct Wake {
     pub(crate) claims: Notify,
     /// Readers of events (SSE streams, the notifier): new events are readable.
     pub(crate) events: Notify,
+    /// The cron service: a schedule was paused or resumed here, or the clock was moved.
+    pub(crate) cron: Notify,
 }
 
 impl Wake {
@@ -156,6 +158,11 @@ impl Wake {
     /// New delayed work.
     pub fn delayed(&self) {
         self.scheduler.notify_one();
+    }
+
+    /// Look at the schedules now (a pause or resume, a test's clock moved).
+    pub fn schedules(&self) {
+        self.cron.notify_one();
     }
 
     /// New events are readable.
@@ -339,6 +346,16 @@ impl Engine {
         config: &Config,
         settings: EngineSettings,
     ) -> Result<Engine, SetupError> {
+        Self::from_config_with_clock(store, config, settings, Arc::new(SystemClock)).await
+    }
+
+    /// The same, on `clock` (tests move it).
+    pub async fn from_config_with_clock(
+        store: Arc<dyn Store>,
+        config: &Config,
+        settings: EngineSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, SetupError> {
         // Rate budgets and concurrency slots in the database when it keeps them, so that they
         // hold across processes.
         let budgets: Arc<dyn providers::pace::Budgets> =
@@ -379,13 +396,7 @@ impl Engine {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut engine = Self::assemble(
-            store,
-            settings,
-            kinds,
-            Arc::new(SystemClock),
-            Arc::new(providers),
-        );
+        let mut engine = Self::assemble(store, settings, kinds, clock, Arc::new(providers));
         let shared = Arc::get_mut(&mut engine.shared).expect("not shared yet");
         shared.webhooks = webhooks;
         shared.schedules = cron::Scheduled::from_config(config)?;

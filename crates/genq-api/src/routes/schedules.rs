@@ -107,6 +107,7 @@ pub async fn set(
         .pause_schedule(&name, body.paused, state.clock.now())
         .await?;
     tracing::info!(schedule = %name, paused = body.paused, "schedule changed by an admin");
+    state.engine.wake().schedules();
     let view = views(&state)
         .await?
         .into_iter()
