@@ -99,19 +99,36 @@ pub struct Quota {
     pub timezone: String,
 }
 
+/// `[retention]`: how long finished jobs and delivered events are kept (the `pruner`). Ledger
+/// entries are never pruned.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Retention {
     pub succeeded: RetentionRule,
     pub failed: RetentionRule,
+    pub canceled: RetentionRule,
+    /// Events (and their webhook deliveries) once every endpoint has been given them.
+    pub events: RetentionRule,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionRule {
+    /// Older than this (since it finished, or since the event) goes.
     #[serde(with = "humantime_serde")]
     pub max_age: Duration,
-    pub max_count: u64,
+    /// And beyond the newest this many goes, whatever its age (none by default).
+    #[serde(default)]
+    pub max_count: Option<u64>,
+}
+
+impl RetentionRule {
+    fn days(days: u64) -> RetentionRule {
+        RetentionRule {
+            max_age: Duration::from_secs(days * 24 * 3600),
+            max_count: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -413,14 +430,10 @@ impl Default for Quota {
 impl Default for Retention {
     fn default() -> Self {
         Self {
-            succeeded: RetentionRule {
-                max_age: Duration::from_secs(24 * 3600),
-                max_count: 1000,
-            },
-            failed: RetentionRule {
-                max_age: Duration::from_secs(7 * 24 * 3600),
-                max_count: 5000,
-            },
+            succeeded: RetentionRule::days(1),
+            failed: RetentionRule::days(7),
+            canceled: RetentionRule::days(7),
+            events: RetentionRule::days(7),
         }
     }
 }

@@ -23,7 +23,29 @@ pub(crate) fn validate(c: &Config) -> Result<(), Invalid> {
     let provider_names = providers(c)?;
     kinds(c, &provider_names)?;
     webhooks(c)?;
-    schedules(c)
+    schedules(c)?;
+    retention(c)
+}
+
+fn retention(c: &Config) -> Result<(), Invalid> {
+    let r = &c.retention;
+    for (name, rule) in [
+        ("succeeded", &r.succeeded),
+        ("failed", &r.failed),
+        ("canceled", &r.canceled),
+        ("events", &r.events),
+    ] {
+        if rule.max_age < Duration::from_secs(60) {
+            return fail(&format!("retention.{name}.max_age"), "must be at least 1m");
+        }
+        if rule.max_count == Some(0) {
+            return fail(
+                &format!("retention.{name}.max_count"),
+                "must be at least 1 (leave it out for no count limit)",
+            );
+        }
+    }
+    Ok(())
 }
 
 fn schedules(c: &Config) -> Result<(), Invalid> {

@@ -9,6 +9,7 @@
 //! - [`signals`]: hints from other processes on the same database (PostgreSQL NOTIFY).
 //! - [`notifier`]: makes events readable and delivers them to the configured webhooks.
 //! - [`cron`]: makes each `[[schedules]]` job once per slot.
+//! - [`pruner`]: deletes old finished jobs and delivered events (`[retention]`).
 //! - [`providers`]: what runs an attempt (the in-process `demo` provider today).
 //!
 //! The path of one job: the API enqueues it and calls [`Engine::wake`]; the worker pool claims
@@ -21,6 +22,7 @@ pub mod heartbeat;
 pub mod limits;
 pub mod notifier;
 pub mod providers;
+pub mod pruner;
 pub mod rescuer;
 pub mod scheduler;
 pub mod signals;
@@ -214,6 +216,8 @@ pub struct Shared {
     pub webhooks: Vec<Arc<notifier::Endpoint>>,
     /// The configured schedules.
     pub schedules: Vec<Arc<cron::Scheduled>>,
+    /// `[retention]`, applied by the pruner.
+    pub retention: genq_config::Retention,
     /// How events show jobs and batches (set by the API crate, see [`Engine::set_render`]).
     pub render: std::sync::OnceLock<Arc<dyn notifier::Render>>,
 }
@@ -334,6 +338,7 @@ impl Engine {
                 next_poll: std::sync::Mutex::new(None),
                 webhooks: Vec::new(),
                 schedules: Vec::new(),
+                retention: genq_config::Retention::default(),
                 render: std::sync::OnceLock::new(),
             }),
         }
@@ -400,6 +405,7 @@ impl Engine {
         let shared = Arc::get_mut(&mut engine.shared).expect("not shared yet");
         shared.webhooks = webhooks;
         shared.schedules = cron::Scheduled::from_config(config)?;
+        shared.retention = config.retention.clone();
         Ok(engine)
     }
 
@@ -463,6 +469,7 @@ impl Engine {
             stop_services.clone(),
         ));
         services.spawn(cron::run(self.shared.clone(), stop_services.clone()));
+        services.spawn(pruner::run(self.shared.clone(), stop_services.clone()));
         for endpoint in &self.shared.webhooks {
             services.spawn(notifier::deliver(
                 self.shared.clone(),

@@ -316,6 +316,16 @@ pub struct EventFilter {
     pub types: Vec<genq_core::event::EventType>,
 }
 
+/// One step of the pruner for jobs of one final state: up to `limit` of them that finished
+/// before `finished_before`, or beyond the newest `keep_newest`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prune {
+    pub state: JobState,
+    pub finished_before: DateTime<Utc>,
+    pub keep_newest: Option<u64>,
+    pub limit: u32,
+}
+
 /// A schedule as the database keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduleState {
@@ -609,6 +619,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
 
     async fn webhook_status(&self, endpoint: &str) -> Result<WebhookStatus>;
+
+    /// Delete one step of old finished jobs (and batches left empty); how many jobs went.
+    /// Ledger entries stay: money is history.
+    async fn prune_jobs(&self, prune: &Prune) -> Result<u64>;
+
+    /// Delete up to `limit` events older than `before` that every webhook endpoint has been
+    /// given and no pending delivery names (never the newest event), and finished deliveries
+    /// older than `before`; how many events went.
+    async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> Result<u64>;
 
     /// Every schedule the database knows.
     async fn schedules(&self) -> Result<Vec<ScheduleState>>;

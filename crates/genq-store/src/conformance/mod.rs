@@ -6,10 +6,12 @@
 mod events;
 mod histories;
 pub mod pg;
+mod prune;
 mod webhooks;
 
 pub use events::*;
 pub use histories::{Op, op, run_history};
+pub use prune::*;
 pub use webhooks::*;
 
 use crate::{
@@ -48,7 +50,9 @@ macro_rules! conformance_tests {
             a_batch_completes_once, a_change_that_did_not_happen_tells_nothing,
             readers_filter_and_resume_where_they_left,
             deliveries_start_now_and_copy_each_event_once, deliveries_go_in_order_per_job,
-            a_delivery_is_leased_fenced_and_given_up);
+            a_delivery_is_leased_fenced_and_given_up,
+            old_finished_jobs_are_pruned_by_age_and_count,
+            old_events_are_pruned_once_every_endpoint_has_them);
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
         proptest::proptest! {

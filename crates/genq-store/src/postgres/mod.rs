@@ -18,6 +18,7 @@ mod events;
 mod rows;
 mod webhooks;
 
+use crate::Prune;
 use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
@@ -1287,6 +1288,50 @@ impl Store for PgStore {
         webhooks::redeliver(&mut c, endpoint, event_id, now)
             .await
             .map_err(PgError::into_store)
+    }
+
+    async fn prune_jobs(&self, prune: &Prune) -> Result<u64> {
+        transaction!(self, |c| async {
+            let state = prune.state.as_str();
+            let mut n = sqlx::query(sql!("job_prune"))
+                .bind(state)
+                .bind(micros(prune.finished_before))
+                .bind(prune.limit as i64)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+            if let Some(keep) = prune.keep_newest {
+                n += sqlx::query(sql!("job_prune_beyond"))
+                    .bind(state)
+                    .bind(keep as i64)
+                    .bind(prune.limit as i64)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected();
+            }
+            sqlx::query(sql!("batches_prune"))
+                .bind(prune.limit as i64)
+                .execute(&mut *c)
+                .await?;
+            Ok(n)
+        })
+    }
+
+    async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        transaction!(self, |c| async {
+            let n = sqlx::query(sql!("event_prune"))
+                .bind(micros(before))
+                .bind(limit as i64)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+            sqlx::query(sql!("delivery_prune"))
+                .bind(micros(before))
+                .bind(limit as i64)
+                .execute(&mut *c)
+                .await?;
+            Ok(n)
+        })
     }
 
     async fn schedules(&self) -> Result<Vec<ScheduleState>> {

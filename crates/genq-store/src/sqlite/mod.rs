@@ -16,6 +16,7 @@ mod rows;
 mod webhooks;
 mod writer;
 
+use crate::Prune;
 use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
@@ -1133,6 +1134,52 @@ impl Store for SqliteStore {
         let endpoint = endpoint.to_string();
         self.writer
             .write(move |conn| webhooks::redeliver(conn, &endpoint, event_id, now))
+            .await
+    }
+
+    async fn prune_jobs(&self, prune: &Prune) -> Result<u64> {
+        let prune = prune.clone();
+        self.writer
+            .write(move |conn| {
+                let state = prune.state.as_str();
+                let mut n = conn
+                    .prepare_cached(sql!("job_prune"))
+                    .and_then(|mut s| {
+                        s.execute(rusqlite::params![
+                            state,
+                            micros(prune.finished_before),
+                            prune.limit
+                        ])
+                    })
+                    .map_err(db_error)?;
+                if let Some(keep) = prune.keep_newest {
+                    n += conn
+                        .prepare_cached(sql!("job_prune_beyond"))
+                        .and_then(|mut s| {
+                            s.execute(rusqlite::params![state, keep as i64, prune.limit])
+                        })
+                        .map_err(db_error)?;
+                }
+                conn.prepare_cached(sql!("batches_prune"))
+                    .and_then(|mut s| s.execute(rusqlite::params![prune.limit]))
+                    .map_err(db_error)?;
+                Ok(n as u64)
+            })
+            .await
+    }
+
+    async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        self.writer
+            .write(move |conn| {
+                let n = conn
+                    .prepare_cached(sql!("event_prune"))
+                    .and_then(|mut s| s.execute(rusqlite::params![micros(before), limit]))
+                    .map_err(db_error)?;
+                conn.prepare_cached(sql!("delivery_prune"))
+                    .and_then(|mut s| s.execute(rusqlite::params![micros(before), limit]))
+                    .map_err(db_error)?;
+                Ok(n as u64)
+            })
             .await
     }
 

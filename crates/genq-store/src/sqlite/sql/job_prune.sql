@@ -1,0 +1,6 @@
+-- Up to ?3 jobs in state ?1 that finished before ?2, oldest first.
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE state = ?1 AND finished_at IS NOT NULL AND finished_at < ?2
+    ORDER BY finished_at
+    LIMIT ?3)
