@@ -1,8 +1,9 @@
 //! The pruner: applies `[retention]`. Finished jobs go by age and by count per final state
 //! (their emptied batches with them), events once every webhook endpoint has them and they are
-//! old enough. Ledger entries are never pruned: money is history. Each step deletes a few
-//! hundred rows in its own short transaction, so claims and enqueues never wait long behind it;
-//! steps follow each other while there is more to delete, then the pruner rests.
+//! old enough. Ledger entries are never pruned: money is history. Each step deletes at most
+//! [`STEP`] rows in its own short transaction, and the pruner then rests twice as long as the
+//! step took: it never holds the database for more than a third of the time, so claims and
+//! enqueues never wait long behind it. When nothing is left it rests longer.
 
 use crate::Shared;
 use genq_config::RetentionRule;
@@ -16,11 +17,16 @@ use tokio_util::sync::CancellationToken;
 pub const STEP: u32 = 500;
 /// How long the pruner rests when nothing is left to delete.
 const REST: Duration = Duration::from_secs(10);
-/// Between two full steps: room for the writes the pruner must not hold up.
-const BREATH: Duration = Duration::from_millis(5);
+
+/// The rest after a step that took `took`, when there is more to delete: twice as long, so the
+/// writes the pruner must not hold up get two thirds of the time.
+pub fn breath(took: Duration) -> Duration {
+    (took * 2).max(Duration::from_millis(2))
+}
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     loop {
+        let began = std::time::Instant::now();
         let more = match step(&shared).await {
             Ok(more) => more,
             Err(e) => {
@@ -28,8 +34,9 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 false
             }
         };
+        let rest = if more { breath(began.elapsed()) } else { REST };
         tokio::select! {
-            _ = tokio::time::sleep(if more { BREATH } else { REST }) => {}
+            _ = tokio::time::sleep(rest) => {}
             _ = stop.cancelled() => return,
         }
     }

@@ -58,7 +58,8 @@ pub struct BenchArgs {
     /// How long each video task takes at the provider.
     #[arg(long, default_value_t = 60)]
     pub video_seconds: u64,
-    /// Run only these sections: engine, credits, latency, deep, http, rss, provider, video.
+    /// Run only these sections: engine, credits, latency, deep, http, rss, prune, provider,
+    /// video.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Skip the HTTP runs.
@@ -201,6 +202,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let rss = idle_rss(&dir).await?;
         println!(
             "serve   idle RSS                                       {rss:>10.1} MB     target <= 30 MB"
+        );
+    }
+
+    if wants("prune") && !postgres {
+        let quiet = prune_effect(&dir.join("prune-off.db"), &args, false).await?;
+        let pruning = prune_effect(&dir.join("prune-on.db"), &args, true).await?;
+        println!(
+            "prune   enqueue -> start p99 while {} finished jobs are pruned {:>6.2} ms   without {:>6.2} ms",
+            group(PRUNED),
+            pruning.0,
+            quiet.0
+        );
+        println!(
+            "prune   processed end to end meanwhile {:>10.0} jobs/s   without {:>8.0} jobs/s   ratio {:.2}",
+            pruning.1,
+            quiet.1,
+            pruning.1 / quiet.1
         );
     }
 
@@ -523,6 +541,80 @@ async fn idle_latency(path: &Path, args: &BenchArgs) -> anyhow::Result<(f64, f64
         hist.value_at_quantile(0.50) as f64 / 1000.0,
         hist.value_at_quantile(0.99) as f64 / 1000.0,
     ))
+}
+
+/// Finished jobs the prune section deletes while it measures.
+const PRUNED: u64 = 100_000;
+
+/// Enqueue→start p99 (ms) and end-to-end throughput with 100,000 old finished jobs in the
+/// database, and (with `prune`) the pruner's steps deleting them meanwhile.
+async fn prune_effect(path: &Path, args: &BenchArgs, prune: bool) -> anyhow::Result<(f64, f64)> {
+    let store = open(path).await?;
+    // The old jobs: run to success first.
+    let filler = start(store.clone(), Arc::new(NoopHandler), args);
+    let mut queued = 0;
+    while queued < PRUNED {
+        store.enqueue(batch((queued / 200 % 10) as usize, 200)).await?;
+        filler.engine.wake().work();
+        queued += 200;
+    }
+    filler.until_done(PRUNED).await;
+    filler.stop().await;
+
+    let (tx, mut starts) = mpsc::unbounded_channel();
+    let running = start(store.clone(), Arc::new(StartProbe(tx)), args);
+    let pruner = prune.then(|| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            // The pruner's own step size and pace, with every job old enough.
+            let step = genq_store::Prune {
+                state: genq_core::JobState::Succeeded,
+                finished_before: chrono::Utc::now() + chrono::Duration::hours(1),
+                keep_newest: None,
+                limit: genq_engine::pruner::STEP,
+            };
+            let (begun, mut deleted) = (Instant::now(), 0);
+            while deleted < PRUNED {
+                let took = Instant::now();
+                deleted += store.prune_jobs(&step).await?;
+                tokio::time::sleep(genq_engine::pruner::breath(took.elapsed())).await;
+            }
+            anyhow::Ok(begun.elapsed())
+        })
+    });
+    let mut hist = Histogram::<u64>::new(3)?;
+    for _ in 0..300 {
+        let t0 = Instant::now();
+        store.enqueue(batch(0, 1)).await?;
+        running.engine.wake().work();
+        let started = starts.recv().await.context("the engine stopped")?;
+        hist.record(started.duration_since(t0).as_micros() as u64)?;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let done_before = running.done();
+    let measured = 20_000u64;
+    let begun = Instant::now();
+    for b in 0..(measured / 200) {
+        store.enqueue(batch((b % 10) as usize, 200)).await?;
+        running.engine.wake().work();
+    }
+    while running.done() < done_before + measured {
+        while starts.try_recv().is_ok() {}
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let measuring = begun.elapsed();
+    let rate = measured as f64 / measuring.as_secs_f64();
+    if let Some(pruner) = pruner {
+        let pruning = pruner.await??;
+        println!(
+            "prune   {} jobs pruned in {:.1} s (500 a step); the throughput run took {:.1} s",
+            group(PRUNED),
+            pruning.as_secs_f64(),
+            measuring.as_secs_f64()
+        );
+    }
+    running.stop().await;
+    Ok((hist.value_at_quantile(0.99) as f64 / 1000.0, rate))
 }
 
 async fn deep_queue(
