@@ -164,8 +164,10 @@ pub(crate) async fn deliver(shared: Arc<Shared>, endpoint: Arc<Endpoint>, stop: 
         }
         let room = IN_FLIGHT - in_flight.len();
         if room > 0 {
+            // Long enough for the request and its record; a process that dies mid-delivery
+            // holds it no longer than this.
             let lease_until = now
-                + chrono::Duration::from_std(endpoint.timeout + Duration::from_secs(30))
+                + chrono::Duration::from_std(endpoint.timeout + Duration::from_secs(5))
                     .unwrap_or_default();
             match shared
                 .store

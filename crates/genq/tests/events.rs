@@ -22,6 +22,8 @@ type Deliveries = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 struct Receiver {
     got: Deliveries,
     down: Arc<std::sync::atomic::AtomicBool>,
+    /// Answers only after this long.
+    slow: Arc<std::sync::Mutex<Duration>>,
 }
 
 impl Receiver {
@@ -34,6 +36,8 @@ impl Receiver {
                 move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
                     let r = r.clone();
                     async move {
+                        let slow = *r.slow.lock().unwrap();
+                        tokio::time::sleep(slow).await;
                         if r.down.load(std::sync::atomic::Ordering::SeqCst) {
                             return axum::http::StatusCode::SERVICE_UNAVAILABLE;
                         }
@@ -154,6 +158,47 @@ async fn a_webhook_hears_each_change_once_in_order_and_signed() {
     );
     assert!(hook["last_success_at"].is_string());
     assert!(!hook.to_string().contains(SECRET));
+    s.shutdown().await;
+}
+
+/// An endpoint that answers after 5 s (past its 1 s timeout) holds up neither the other
+/// endpoint nor the jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_holds_up_no_other_endpoint_and_no_job() {
+    let (slow, slow_url) = Receiver::start().await;
+    *slow.slow.lock().unwrap() = Duration::from_secs(5);
+    let (fast, fast_url) = Receiver::start().await;
+    let s = TestServer::start(config(&format!(
+        "[[webhooks]]\nurl = \"{slow_url}\"\nsecret = \"{SECRET}\"\ntimeout = \"1s\"\n\
+         [[webhooks]]\nurl = \"{fast_url}\"\nsecret = \"{SECRET}\"\n"
+    )))
+    .await;
+    let began = Instant::now();
+    let (status, out) = s
+        .post(
+            "/v1/batches",
+            json!({"kind": "card.generate", "user_id": "u1", "items": [{}, {}, {}, {}, {}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{out}");
+    fast.until(
+        Duration::from_secs(5),
+        "every event at the fast endpoint",
+        |events| events.iter().any(|e| e["type"] == "batch.completed"),
+    )
+    .await;
+    assert_eq!(fast.events().len(), 16, "5 jobs × 3 events and the batch");
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(
+        slow.events().is_empty(),
+        "the slow endpoint has answered nothing yet"
+    );
+    let (_, stats) = s.get("/v1/stats").await;
+    assert_eq!(stats["jobs"]["succeeded"], 5);
     s.shutdown().await;
 }
 
@@ -459,4 +504,114 @@ async fn batch_submit_waits_on_the_event_stream() {
         "{stdout}"
     );
     drop(genq);
+}
+
+/// The README's receiver (examples/webhook_receiver.py) checks genq's signatures and sees every
+/// event of a job once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_receiver_accepts_genqs_signatures() {
+    use std::io::BufRead;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/webhook_receiver.py"
+    );
+    let mut python = std::process::Command::new("python3")
+        .arg(script)
+        .env("GENQ_WEBHOOK_SECRET", SECRET)
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the receiver did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = TestServer::start(config(&format!(
+        "[[webhooks]]\nurl = \"http://127.0.0.1:{port}/\"\nsecret = \"{SECRET}\"\n"
+    )))
+    .await;
+    let (_, job) = s
+        .post(
+            "/v1/jobs",
+            json!({"kind": "card.generate", "user_id": "u1", "payload": {}}),
+        )
+        .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let lines = std::io::BufReader::new(python.stdout.take().unwrap()).lines();
+    let seen = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        for line in lines {
+            let line = line.unwrap();
+            let done = line == format!("job.succeeded {id}");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    let seen = tokio::time::timeout(Duration::from_secs(15), seen)
+        .await
+        .expect("the receiver printed the job's success")
+        .unwrap();
+    let _ = python.kill();
+    let _ = python.wait();
+    let types: Vec<&str> = seen.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["job.queued", "job.started", "job.succeeded"],
+        "{seen:?}"
+    );
+    s.shutdown().await;
+}
+
+/// A redirect is not followed: the delivery fails and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_do_not_follow_redirects() {
+    let (receiver, target) = Receiver::start().await;
+    let app = axum::Router::new().route(
+        "/moved",
+        axum::routing::post(move || {
+            let target = target.clone();
+            async move {
+                (
+                    axum::http::StatusCode::TEMPORARY_REDIRECT,
+                    [(axum::http::header::LOCATION, target)],
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let moved = format!("http://{}/moved", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let s = TestServer::start(config(&format!(
+        "[[webhooks]]\nurl = \"{moved}\"\nsecret = \"{SECRET}\"\n"
+    )))
+    .await;
+    s.post(
+        "/v1/jobs",
+        json!({"kind": "card.generate", "user_id": "u1", "payload": {}}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, hooks) = s.get("/v1/admin/webhooks").await;
+        if let Some(error) = hooks["webhooks"][0]["last_error"].as_str() {
+            assert!(error.contains("redirects are not followed"), "{error}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{hooks}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        receiver.events().is_empty(),
+        "nothing reached the redirect's target"
+    );
+    s.shutdown().await;
 }

@@ -554,7 +554,9 @@ async fn prune_effect(path: &Path, args: &BenchArgs, prune: bool) -> anyhow::Res
     let filler = start(store.clone(), Arc::new(NoopHandler), args);
     let mut queued = 0;
     while queued < PRUNED {
-        store.enqueue(batch((queued / 200 % 10) as usize, 200)).await?;
+        store
+            .enqueue(batch((queued / 200 % 10) as usize, 200))
+            .await?;
         filler.engine.wake().work();
         queued += 200;
     }
