@@ -364,6 +364,18 @@ impl DeliveryFilter {
     }
 }
 
+/// How a delivery is ordered: `(order_key, batch)`. Events of one job go out in order (their
+/// key is the job); a batch's event waits for every earlier event of its jobs, so
+/// `batch.completed` never overtakes a `job.succeeded` of the same batch. `batch` is the batch
+/// of a job event, the key that batch's own event waits on.
+pub fn delivery_order(event: &genq_core::event::Event) -> (&str, Option<&str>) {
+    match (&event.job_id, &event.batch_id) {
+        (Some(job), batch) => (job, batch.as_deref()),
+        (None, Some(batch)) => (batch, None),
+        (None, None) => ("", None),
+    }
+}
+
 /// A delivery a notifier took: the event to send, and the lease that fences its outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {

@@ -4,8 +4,8 @@
 //! the first time gets its `batch.completed` there too.
 
 use crate::Owner;
-use genq_core::JobState;
 use genq_core::event::EventType;
+use genq_core::{Job, JobState};
 use std::collections::BTreeMap;
 
 /// An event not yet written.
@@ -53,6 +53,36 @@ impl Outbox {
             if delta != 0 {
                 *self.batches.entry(batch.clone()).or_default() += delta;
             }
+        }
+    }
+
+    /// `job.queued` for each of new jobs.
+    pub fn accepted(&mut self, jobs: &[Job]) {
+        for job in jobs {
+            self.transition(
+                &job.id,
+                &crate::rules::owner(job),
+                None,
+                JobState::Queued,
+                false,
+            );
+        }
+    }
+
+    /// `job.started` for each claimed job on its first attempt. Attempts are counted by claims
+    /// and never reset (an admin retry, a rescue or a hand-back at shutdown keep the count):
+    /// the first claim is the first attempt.
+    pub fn claimed(&mut self, jobs: &[Job]) {
+        for job in jobs {
+            let first = job.attempt == 1;
+            let owner = crate::rules::owner(job);
+            self.transition(
+                &job.id,
+                &owner,
+                Some(JobState::Queued),
+                JobState::Running,
+                first,
+            );
         }
     }
 

@@ -54,23 +54,31 @@ fn assert_shape(status: u16, body: &Value, want_status: u16, want_code: &str) {
     );
 }
 
+/// Enqueue one job of `kind` for u1, then claim with `token` for that kind.
+async fn enqueue_and_claim(
+    s: &TestServer,
+    kind: &str,
+    token: &str,
+) -> (reqwest::StatusCode, Value) {
+    s.post(
+        "/v1/jobs",
+        json!({"kind": kind, "user_id": "u1", "payload": {}}),
+    )
+    .await;
+    s.call(
+        Method::POST,
+        "/v1/workers/claim",
+        Some(token),
+        Some(json!({"worker_id": "w1", "kinds": [kind]})),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_token_claims_only_external_kinds() {
     let s = TestServer::start_with(config(""), false).await;
-    s.post(
-        "/v1/jobs",
-        json!({"kind": "card.generate", "user_id": "u1", "payload": {}}),
-    )
-    .await;
     for token in [WORKER, ADMIN] {
-        let (status, body) = s
-            .call(
-                Method::POST,
-                "/v1/workers/claim",
-                Some(token),
-                Some(json!({"worker_id": "w1", "kinds": ["card.generate"]})),
-            )
-            .await;
+        let (status, body) = enqueue_and_claim(&s, "card.generate", token).await;
         assert_error(status, &body, 400, "invalid_request");
         assert!(
             body["error"]["message"]
@@ -80,22 +88,10 @@ async fn a_worker_token_claims_only_external_kinds() {
             "{body}"
         );
     }
-    // The job was not touched; an external kind is claimed as before.
+    // The jobs were not touched; an external kind is claimed as before.
     let (_, page) = s.get("/v1/jobs?state=queued").await;
-    assert_eq!(page["items"].as_array().unwrap().len(), 1);
-    s.post(
-        "/v1/jobs",
-        json!({"kind": "report.weekly", "user_id": "u1", "payload": {}}),
-    )
-    .await;
-    let (status, claimed) = s
-        .call(
-            Method::POST,
-            "/v1/workers/claim",
-            Some(WORKER),
-            Some(json!({"worker_id": "w1", "kinds": ["report.weekly"]})),
-        )
-        .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let (status, claimed) = enqueue_and_claim(&s, "report.weekly", WORKER).await;
     assert_eq!(status, 200, "{claimed}");
     assert_eq!(claimed["jobs"][0]["kind"], "report.weekly");
     s.shutdown().await;
@@ -344,19 +340,7 @@ keys = ["sk-worker-leak-0123456789"]
         false,
     )
     .await;
-    s.post(
-        "/v1/jobs",
-        json!({"kind": "report.weekly", "user_id": "u1", "payload": {}}),
-    )
-    .await;
-    let (_, claimed) = s
-        .call(
-            Method::POST,
-            "/v1/workers/claim",
-            Some(WORKER),
-            Some(json!({"worker_id": "w1", "kinds": ["report.weekly"]})),
-        )
-        .await;
+    let (_, claimed) = enqueue_and_claim(&s, "report.weekly", WORKER).await;
     let job = &claimed["jobs"][0];
     let (id, token) = (
         job["id"].as_str().unwrap(),

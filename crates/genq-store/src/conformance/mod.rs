@@ -50,6 +50,7 @@ macro_rules! conformance_tests {
             a_batch_completes_once, a_change_that_did_not_happen_tells_nothing,
             readers_filter_and_resume_where_they_left,
             deliveries_start_now_and_copy_each_event_once, deliveries_go_in_order_per_job,
+            a_batch_event_waits_for_its_jobs_events,
             a_delivery_is_leased_fenced_and_given_up,
             old_finished_jobs_are_pruned_by_age_and_count,
             old_events_are_pruned_once_every_endpoint_has_them);

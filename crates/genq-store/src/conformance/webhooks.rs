@@ -142,6 +142,48 @@ pub async fn deliveries_go_in_order_per_job(store: DynStore) {
     assert!(status.last_success_at.is_some());
 }
 
+pub async fn a_batch_event_waits_for_its_jobs_events(store: DynStore) {
+    copy(&store, &DeliveryFilter::default()).await;
+    store.enqueue(new_jobs("u1", 2)).await.unwrap();
+    for running in claim(&store, 2).await {
+        store
+            .finish(vec![finish(&running, success(), t0())])
+            .await
+            .unwrap();
+    }
+    // A job outside the batch is not held up by the batch's event.
+    let (loner, _) = two_jobs(&store).await;
+    assert_eq!(copy(&store, &DeliveryFilter::default()).await, 13);
+    let mut rounds = Vec::new();
+    loop {
+        let taken = take(&store, t0()).await;
+        if taken.is_empty() {
+            break;
+        }
+        for d in &taken {
+            delivered(&store, d).await;
+        }
+        rounds.push(shown(&taken));
+    }
+    use EventType::*;
+    // Each job's events in turn; the loner's first event goes out at once although it came
+    // after the batch's, and the batch's event goes alone after its jobs'.
+    let kinds: Vec<Vec<EventType>> = rounds
+        .iter()
+        .map(|r| r.iter().map(|(_, k)| *k).collect())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            vec![JobQueued; 4],
+            vec![JobStarted; 4],
+            vec![JobSucceeded; 4],
+            vec![BatchCompleted]
+        ]
+    );
+    assert!(rounds[0].iter().any(|(job, _)| *job == loner));
+}
+
 pub async fn a_delivery_is_leased_fenced_and_given_up(store: DynStore) {
     copy(&store, &DeliveryFilter::default()).await;
     let (a, _) = two_jobs(&store).await;

@@ -369,15 +369,7 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
     accounts::accept_new(c, &req.user_id, n, req.cost * n, debited, &reason, req.now).await?;
     accounts::add_usage(c, &req.user_id, &req.day, n).await?;
     let mut outbox = Outbox::default();
-    for job in &jobs {
-        outbox.transition(
-            &job.id,
-            &crate::rules::owner(job),
-            None,
-            JobState::Queued,
-            false,
-        );
-    }
+    outbox.accepted(&jobs);
     events::write(c, outbox, req.now).await?;
     let batch = match &batch_id {
         Some(id) => Some(batch_by_id(c, id).await?),
@@ -457,18 +449,9 @@ async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgE
     claimed.sort_by_key(|job| order.get(job.id.as_str()).copied());
     let mut counts = Counts::default();
     let mut outbox = Outbox::default();
+    outbox.claimed(&claimed);
     for job in &claimed {
         counts.add(&job.user_id, 0, 1);
-        // Attempts are counted by claims and never reset (an admin retry, a rescue or a
-        // hand-back at shutdown keep the count): the first claim is the first attempt.
-        let first = job.attempt == 1;
-        outbox.transition(
-            &job.id,
-            &crate::rules::owner(job),
-            Some(JobState::Queued),
-            JobState::Running,
-            first,
-        );
     }
     counts.apply(c).await?;
     events::write(c, outbox, req.now).await?;

@@ -36,7 +36,13 @@ pub(crate) async fn fan_out(
         .bind(
             wanted
                 .iter()
-                .map(|e| e.job_id.as_deref().or(e.batch_id.as_deref()).unwrap_or(""))
+                .map(|e| crate::delivery_order(e).0)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            wanted
+                .iter()
+                .map(|e| crate::delivery_order(e).1)
                 .collect::<Vec<_>>(),
         )
         .bind(micros(now))

@@ -390,15 +390,7 @@ fn enqueue(conn: &Connection, mut req: NewJobs) -> Result<Enqueued> {
     )?;
     accounts::add_usage(conn, &req.user_id, &req.day, n)?;
     let mut outbox = Outbox::default();
-    for job in &jobs {
-        outbox.transition(
-            &job.id,
-            &crate::rules::owner(job),
-            None,
-            JobState::Queued,
-            false,
-        );
-    }
+    outbox.accepted(&jobs);
     events::write(conn, outbox, req.now)?;
     let batch = batch_id
         .as_deref()
@@ -476,18 +468,9 @@ fn claim(conn: &Connection, mut req: ClaimRequest) -> Result<Vec<Job>> {
     claimed.sort_by_key(|job| order.get(job.id.as_str()).copied());
     let mut counts = accounts::Counts::default();
     let mut outbox = Outbox::default();
+    outbox.claimed(&claimed);
     for job in &claimed {
         counts.add(&job.user_id, 0, 1);
-        // Attempts are counted by claims and never reset (an admin retry, a rescue or a
-        // hand-back at shutdown keep the count): the first claim is the first attempt.
-        let first = job.attempt == 1;
-        outbox.transition(
-            &job.id,
-            &crate::rules::owner(job),
-            Some(JobState::Queued),
-            JobState::Running,
-            first,
-        );
     }
     counts.apply(conn)?;
     events::write(conn, outbox, req.now)?;

@@ -39,11 +39,11 @@ pub(crate) fn fan_out(
         .map_err(db_error)?;
     let mut copied = 0;
     for e in read.iter().filter(|e| filter.wants(e)) {
-        let key = e.job_id.as_deref().or(e.batch_id.as_deref()).unwrap_or("");
+        let (key, batch) = crate::delivery_order(e);
         copied += insert
             .execute(named_params! {
                 ":endpoint": endpoint, ":event_id": e.id, ":position": e.position,
-                ":order_key": key, ":now": micros(now),
+                ":order_key": key, ":batch_id": batch, ":now": micros(now),
             })
             .map_err(db_error)? as u64;
     }
