@@ -54,6 +54,33 @@ impl Tokens {
     }
 }
 
+/// `[metrics] token`: what a scraper of `/metrics` must send, when set.
+#[derive(Default)]
+pub struct ScrapeToken(Option<[u8; 32]>);
+
+impl ScrapeToken {
+    pub fn new(token: Option<&str>) -> ScrapeToken {
+        ScrapeToken(token.map(digest))
+    }
+
+    /// Whether a request with these headers may read `/metrics`.
+    pub fn allows(&self, headers: &axum::http::HeaderMap) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(known) = &self.0 else {
+            return true;
+        };
+        let presented = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(|t| digest(t.trim()));
+        presented.is_some_and(|p| bool::from(known.ct_eq(&p)))
+    }
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {

@@ -26,6 +26,7 @@ pub struct AppState {
     pub engine: Engine,
     pub config: Arc<Config>,
     pub tokens: Tokens,
+    pub scrape_token: auth::ScrapeToken,
     pub messages: Messages,
     pub clock: Arc<dyn Clock>,
     /// `GET /openapi.json`, made once for this config.
@@ -44,6 +45,7 @@ impl AppState {
         AppState {
             store: engine.store().clone(),
             tokens: Tokens::new(&a.admin_tokens, &a.app_tokens, &a.worker_tokens),
+            scrape_token: auth::ScrapeToken::new(config.metrics.token.as_deref()),
             messages: config.messages(),
             openapi: Arc::new(openapi::document(&config)),
             closing: Default::default(),
@@ -94,6 +96,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/stats", get(routes::system::stats))
         .route("/healthz", get(routes::system::healthz))
         .route("/readyz", get(routes::system::readyz))
+        .route("/metrics", get(routes::system::metrics))
         .route("/openapi.json", get(routes::system::openapi))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {

@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         users::get, users::put, users::credits, users::ledger,
         admin::limits, admin::set_limit, admin::providers, admin::enable_key,
         admin::webhooks, admin::redeliver, events::stream, schedules::list, schedules::set,
-        system::stats, system::healthz, system::readyz, system::openapi,
+        system::stats, system::healthz, system::readyz, system::metrics, system::openapi,
     ),
     components(schemas(
         JobView, ErrorView, BatchView, StatsView, ClaimedJobView, ErrorBody, ErrorInner,
@@ -190,7 +190,28 @@ pub fn document(config: &Config) -> Value {
         json!(text_pattern(users::MAX_REASON_CHARS));
     one_path_per_limit(&mut doc);
     error_answers(&mut doc);
+    metrics_path(&mut doc, config);
     doc
+}
+
+/// `/metrics` as this config serves it: absent when off, and with its own token when set.
+fn metrics_path(doc: &mut Value, config: &Config) {
+    let paths = doc["paths"].as_object_mut().expect("paths");
+    if !config.metrics.enabled {
+        paths.remove("/metrics");
+        return;
+    }
+    let op = &mut paths["/metrics"]["get"];
+    let token = config.metrics.token.is_some();
+    if token {
+        op["security"] = json!([{"bearer": []}]);
+    }
+    let responses = op["responses"].as_object_mut().expect("responses");
+    responses.remove("404");
+    responses.remove("403");
+    if !token {
+        responses.remove("401");
+    }
 }
 
 fn kind_schema(description: &str, names: &[&str]) -> Value {
@@ -259,7 +280,8 @@ fn error_answers(doc: &mut Value) {
                 || path.contains('{');
             let has_body = op.contains_key("requestBody");
             let has_uri_input = op.contains_key("parameters") || path.contains('{');
-            let uses_database = !matches!(path.as_str(), "/healthz" | "/openapi.json");
+            // `/metrics` reports a database that does not answer as `genq_database_up 0`.
+            let uses_database = !matches!(path.as_str(), "/healthz" | "/openapi.json" | "/metrics");
             let responses = op
                 .entry("responses")
                 .or_insert_with(|| json!({}))

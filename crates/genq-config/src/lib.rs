@@ -45,6 +45,7 @@ pub struct Config {
     pub retention: Retention,
     pub messages: BTreeMap<ErrorClass, String>,
     pub api: Api,
+    pub metrics: Metrics,
     pub sqlite: Sqlite,
     #[serde(default)]
     pub postgres: Postgres,
@@ -101,6 +102,26 @@ pub struct Quota {
 
 /// `[retention]`: how long finished jobs and delivered events are kept (the `pruner`). Ledger
 /// entries are never pruned.
+/// `GET /metrics` (Prometheus).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Count and serve metrics; off, nothing is recorded and `/metrics` answers 404.
+    pub enabled: bool,
+    /// A bearer token a scraper must send (`env:NAME` allowed); none by default, as Prometheus
+    /// scrapes usually run inside the network.
+    pub token: Option<String>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            enabled: true,
+            token: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Retention {
@@ -386,6 +407,7 @@ impl Default for Config {
             retention: Retention::default(),
             messages: BTreeMap::new(),
             api: Api::default(),
+            metrics: Metrics::default(),
             sqlite: Sqlite::default(),
             postgres: Postgres::default(),
             providers: Vec::new(),
@@ -542,6 +564,9 @@ impl Config {
         }
         for (i, hook) in self.webhooks.iter_mut().enumerate() {
             resolve(format!("webhooks[{i}].secret"), &mut hook.secret)?;
+        }
+        if let Some(token) = &mut self.metrics.token {
+            resolve("metrics.token".into(), token)?;
         }
         // A PostgreSQL URL carries a password.
         resolve("database".into(), &mut self.database)?;

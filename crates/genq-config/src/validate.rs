@@ -250,32 +250,42 @@ fn accounts(c: &Config) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// Tokens: long enough, sendable in a header, and each in one scope only (a token listed under
-/// two scopes would silently get one of them).
+/// Tokens (and the metrics token): long enough, sendable in a header, and each in one scope only
+/// (a token listed under two scopes would silently get one of them).
 fn auth(c: &Config) -> Result<(), Invalid> {
     let mut seen: BTreeMap<&str, String> = BTreeMap::new();
-    for (list, name) in [
+    let metrics = c
+        .metrics
+        .token
+        .iter()
+        .map(|t| (t, "metrics.token".to_string()));
+    let tokens = [
         (&c.auth.admin_tokens, "auth.admin_tokens"),
         (&c.auth.app_tokens, "auth.app_tokens"),
         (&c.auth.worker_tokens, "auth.worker_tokens"),
-    ] {
-        for (i, token) in list.iter().enumerate() {
-            let key = format!("{name}[{i}]");
-            if token.len() < 16 {
-                return fail(&key, "a token must be at least 16 characters");
-            }
-            if !header_safe(token) {
-                return fail(
-                    &key,
-                    "a token must be printable ASCII without spaces (it is sent in the Authorization header)",
-                );
-            }
-            if let Some(first) = seen.insert(token, key.clone()) {
-                return fail(
-                    &key,
-                    format!("the same token is also {first}; give each scope tokens of its own"),
-                );
-            }
+    ]
+    .into_iter()
+    .flat_map(|(list, name)| {
+        list.iter()
+            .enumerate()
+            .map(move |(i, token)| (token, format!("{name}[{i}]")))
+    })
+    .chain(metrics);
+    for (token, key) in tokens {
+        if token.len() < 16 {
+            return fail(&key, "a token must be at least 16 characters");
+        }
+        if !header_safe(token) {
+            return fail(
+                &key,
+                "a token must be printable ASCII without spaces (it is sent in the Authorization header)",
+            );
+        }
+        if let Some(first) = seen.insert(token, key.clone()) {
+            return fail(
+                &key,
+                format!("the same token is also {first}; give each scope tokens of its own"),
+            );
         }
     }
     Ok(())

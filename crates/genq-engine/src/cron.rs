@@ -152,11 +152,14 @@ async fn make_job(
         user_defaults: s.user_defaults.clone(),
     };
     match shared.store.enqueue(new).await {
-        Ok(out) => Ok(SlotRun {
-            slot,
-            job_id: out.jobs.first().map(|j| j.id.clone()),
-            error: None,
-        }),
+        Ok(out) => {
+            shared.metrics.enqueued(&out);
+            Ok(SlotRun {
+                slot,
+                job_id: out.jobs.first().map(|j| j.id.clone()),
+                error: None,
+            })
+        }
         Err(StoreError::Rejected(r)) => {
             tracing::warn!(schedule = %s.name, refused = ?r, "a schedule's job was refused");
             Ok(SlotRun {

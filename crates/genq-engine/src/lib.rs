@@ -10,6 +10,7 @@
 //! - [`notifier`]: makes events readable and delivers them to the configured webhooks.
 //! - [`cron`]: makes each `[[schedules]]` job once per slot.
 //! - [`pruner`]: deletes old finished jobs and delivered events (`[retention]`).
+//! - [`metrics`]: what this process did and what the store holds, for Prometheus.
 //! - [`providers`]: what runs an attempt (the in-process `demo` provider today).
 //!
 //! The path of one job: the API enqueues it and calls [`Engine::wake`]; the worker pool claims
@@ -20,6 +21,7 @@ pub mod cron;
 pub mod handler;
 pub mod heartbeat;
 pub mod limits;
+pub mod metrics;
 pub mod notifier;
 pub mod providers;
 pub mod pruner;
@@ -68,6 +70,8 @@ pub struct EngineSettings {
     pub heartbeat: Duration,
     pub poll_interval: Duration,
     pub shutdown_grace: Duration,
+    /// Record metrics (`[metrics] enabled`).
+    pub metrics: bool,
 }
 
 impl EngineSettings {
@@ -81,6 +85,7 @@ impl EngineSettings {
             heartbeat: w.heartbeat,
             poll_interval: w.poll_interval,
             shutdown_grace: w.shutdown_grace,
+            metrics: config.metrics.enabled,
         }
     }
 }
@@ -205,6 +210,7 @@ pub struct Shared {
     pub kinds: HashMap<String, KindRuntime>,
     pub wake: Wake,
     pub counters: EngineCounters,
+    pub metrics: Arc<metrics::Metrics>,
     pub active: ActiveAttempts,
     /// The runtime limits, as last read from the database (see `limits`).
     pub limits: std::sync::RwLock<Limits>,
@@ -308,12 +314,14 @@ impl Engine {
         kinds: HashMap<String, KindRuntime>,
         clock: Arc<dyn Clock>,
     ) -> Engine {
+        let metrics = Arc::new(metrics::Metrics::new(settings.metrics));
         Self::assemble(
             store,
             settings,
             kinds,
             clock,
             Arc::new(providers::Providers::default()),
+            metrics,
         )
     }
 
@@ -323,6 +331,7 @@ impl Engine {
         kinds: HashMap<String, KindRuntime>,
         clock: Arc<dyn Clock>,
         providers: Arc<providers::Providers>,
+        metrics: Arc<metrics::Metrics>,
     ) -> Engine {
         Engine {
             shared: Arc::new(Shared {
@@ -332,6 +341,7 @@ impl Engine {
                 kinds,
                 wake: Wake::default(),
                 counters: EngineCounters::default(),
+                metrics,
                 active: ActiveAttempts::default(),
                 limits: std::sync::RwLock::new(Limits::default()),
                 providers,
@@ -373,7 +383,8 @@ impl Engine {
                 Some(shared) => Arc::new(shared),
                 None => Arc::new(providers::slots::LocalSlots::default()),
             };
-        let providers = providers::build(config, budgets, slots)?;
+        let metrics = Arc::new(metrics::Metrics::new(settings.metrics));
+        let providers = providers::build(config, budgets, slots, metrics.clone())?;
         // Attempts are also bounded by `job_processing_timeout_seconds`, read at run time.
         let max = Duration::from_secs(24 * 3600);
         let kinds = config
@@ -401,7 +412,8 @@ impl Engine {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut engine = Self::assemble(store, settings, kinds, clock, Arc::new(providers));
+        let mut engine =
+            Self::assemble(store, settings, kinds, clock, Arc::new(providers), metrics);
         let shared = Arc::get_mut(&mut engine.shared).expect("not shared yet");
         shared.webhooks = webhooks;
         shared.schedules = cron::Scheduled::from_config(config)?;
@@ -413,6 +425,17 @@ impl Engine {
     /// wins).
     pub fn set_render(&self, render: Arc<dyn notifier::Render>) {
         let _ = self.shared.render.set(render);
+    }
+
+    /// This process's metrics.
+    pub fn metrics(&self) -> &Arc<metrics::Metrics> {
+        &self.shared.metrics
+    }
+
+    /// The Prometheus exposition: this process's counters, and gauges read now from the store
+    /// and the providers.
+    pub async fn render_metrics(&self) -> String {
+        metrics::render(&self.shared).await
     }
 
     /// The external providers: key states and counts for the admin API.

@@ -235,9 +235,19 @@ async fn attempt(shared: &Shared, endpoint: &Endpoint, d: Delivery) {
             }
         }
     };
-    if let Err(e) = shared.store.finish_delivery(&d, outcome, now).await {
+    let result = match &outcome {
+        DeliveryOutcome::Delivered { .. } => "delivered",
+        DeliveryOutcome::Failed { retry_at: None, .. } => "dead",
+        DeliveryOutcome::Failed { .. } => "failed",
+    };
+    match shared.store.finish_delivery(&d, outcome, now).await {
+        Ok(true) => shared.metrics.delivery(endpoint.id(), result),
+        // Fenced out: the lease ran out and another attempt owns the delivery now.
+        Ok(false) => {}
         // Its lease runs out and it is delivered again: at least once.
-        tracing::warn!(endpoint = %endpoint.shown, error = %e, "recording a webhook delivery failed");
+        Err(e) => {
+            tracing::warn!(endpoint = %endpoint.shown, error = %e, "recording a webhook delivery failed")
+        }
     }
 }
 

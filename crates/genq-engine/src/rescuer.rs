@@ -39,12 +39,14 @@ pub async fn rescue(shared: &Shared) -> Result<u32, genq_store::StoreError> {
         ErrorClass::LeaseExpired,
         "the lease expired: the worker stopped heartbeating",
     );
-    let finishes = expired
+    let finishes: Vec<_> = expired
         .iter()
         .map(|job| finish_failed(shared, job, &failure, now, Some(now)))
         .collect();
-    let applied = shared.store.finish(finishes).await?;
+    let applied = shared.store.finish(finishes.clone()).await?;
+    shared.metrics.finished(&finishes, &applied);
     let rescued = applied.iter().filter(|a| **a).count();
+    shared.metrics.rescued(rescued as u64);
     if rescued > 0 {
         tracing::info!(rescued, "rescued jobs with expired leases");
         shared

@@ -125,9 +125,11 @@ pub(crate) async fn take_back_own_leases(shared: &Arc<Shared>) {
             .map(|job| finish_failed(shared, job, &failure, now, None))
             .collect();
         let n = finishes.len();
-        match shared.store.finish(finishes).await {
+        match shared.store.finish(finishes.clone()).await {
             Ok(applied) => {
+                shared.metrics.finished(&finishes, &applied);
                 let taken = applied.iter().filter(|a| **a).count();
+                shared.metrics.rescued(taken as u64);
                 tracing::info!(taken, "took back leases from this node's previous run");
                 shared
                     .counters
@@ -271,6 +273,7 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
                 Ok(claimed) => {
                     for job in &claimed {
                         shared.claimed(job).await;
+                        shared.metrics.claimed(job, now);
                     }
                     jobs.extend(claimed);
                 }
@@ -285,7 +288,12 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
                 .claim(request(claimable.unbounded, permits.len() - jobs.len()))
                 .await
             {
-                Ok(claimed) => jobs.extend(claimed),
+                Ok(claimed) => {
+                    for job in &claimed {
+                        shared.metrics.claimed(job, now);
+                    }
+                    jobs.extend(claimed)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "claim failed; retrying after the poll interval");
                 }
@@ -378,6 +386,7 @@ async fn run_attempt(shared: &Shared, job: Job, abort: CancellationToken) -> Rep
         stop: stop.clone(),
     };
     let work = AssertUnwindSafe(handler.run(attempt)).catch_unwind();
+    let began = std::time::Instant::now();
     let ended = tokio::select! {
         result = tokio::time::timeout(timeout, work) => Ended::Done(match result {
             Ok(Ok(outcome)) => outcome,
@@ -389,6 +398,9 @@ async fn run_attempt(shared: &Shared, job: Job, abort: CancellationToken) -> Rep
     };
     stop.cancel();
     shared.active.remove(&job.id);
+    if let Ended::Done(_) = ended {
+        shared.metrics.attempt_ran(&job.kind, began.elapsed());
+    }
     Report { job, ended }
 }
 
@@ -459,6 +471,7 @@ async fn write_finishes(shared: &Shared, finishes: Vec<Finish>) {
     loop {
         match shared.store.finish(finishes.clone()).await {
             Ok(applied) => {
+                shared.metrics.finished(&finishes, &applied);
                 let c = &shared.counters;
                 for (finish, applied) in finishes.iter().zip(applied) {
                     let counter = match (&finish.outcome, applied) {

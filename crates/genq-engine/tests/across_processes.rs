@@ -135,6 +135,7 @@ async fn a_cancel_and_a_limit_change_reach_another_process_at_once() {
         heartbeat: Duration::from_secs(10),
         poll_interval: Duration::from_secs(5),
         shutdown_grace: Duration::from_millis(100),
+        metrics: true,
     };
     let engine = Engine::new(here.clone(), settings, kinds);
     let stop = tokio_util::sync::CancellationToken::new();

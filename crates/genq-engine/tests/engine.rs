@@ -44,6 +44,7 @@ fn settings(node: &str) -> EngineSettings {
         heartbeat: Duration::from_millis(100),
         poll_interval: Duration::from_millis(50),
         shutdown_grace: Duration::from_secs(5),
+        metrics: true,
     }
 }
 

@@ -306,6 +306,8 @@ pub struct Stats {
     pub finished_last_hour: u64,
     /// How long the oldest claimable job has been due.
     pub oldest_claimable_age_ms: Option<i64>,
+    /// Running jobs whose lease has expired (not yet rescued).
+    pub past_lease: u64,
 }
 
 /// Which events a reader wants; empty fields take all.

@@ -47,6 +47,8 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         &config,
         Arc::new(LocalBudgets::default()),
         Arc::new(LocalSlots::default()),
+        // Probes are not counted.
+        Arc::new(genq_engine::metrics::Metrics::new(false)),
     );
     match built {
         Err(e) => r.fail(&format!("providers: {e}")),

@@ -855,6 +855,7 @@ async fn stats_readiness_and_openapi() {
         "/v1/stats",
         "/healthz",
         "/readyz",
+        "/metrics",
         "/openapi.json",
     ];
     // `PUT /v1/admin/limits/{key}` is documented as one path per limit, each with its range.

@@ -158,14 +158,16 @@ pub(crate) async fn enqueue_jobs(
     new: NewJobs,
 ) -> ApiResult<genq_store::Enqueued> {
     let now = new.now;
-    state.store.enqueue(new).await.map_err(|e| match e {
+    let out = state.store.enqueue(new).await.map_err(|e| match e {
         genq_store::StoreError::Rejected(r) => {
             let next_day = state.config.quota.next_day_start(now);
             let seconds = (next_day - now).num_seconds().max(1) as u64;
             crate::error::rejection(r, Some(seconds))
         }
-        other => other.into(),
-    })
+        other => ApiError::from(other),
+    })?;
+    state.engine.metrics().enqueued(&out);
+    Ok(out)
 }
 
 pub(crate) fn is_delayed(new: &NewJobs) -> bool {
@@ -324,6 +326,7 @@ pub async fn cancel(
 ) -> ApiResult<Json<JobView>> {
     caller.require_app()?;
     let job = state.store.cancel(&id, state.clock.now()).await?;
+    state.engine.metrics().canceled(&job);
     state.engine.cancel_local(&id);
     Ok(Json(JobView::new(job, visibility(&state, &caller))))
 }
@@ -340,6 +343,7 @@ pub async fn retry(
 ) -> ApiResult<Json<JobView>> {
     caller.require_admin()?;
     let job = state.store.retry(&id, state.clock.now()).await?;
+    state.engine.metrics().retried_by_admin(&job);
     state.engine.wake().work();
     Ok(Json(JobView::new(job, visibility(&state, &caller))))
 }

@@ -27,6 +27,37 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>
     Ok(Json(json!({"status": "ready"})))
 }
 
+/// The Prometheus (OpenMetrics) exposition format.
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[utoipa::path(get, path = "/metrics", tag = "system", security(()),
+    responses((status = 200, description = "This process's metrics (SPEC §11)",
+            content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "`unauthorized`: `[metrics] token` is set and was not sent", body = ErrorBody),
+        (status = 404, description = "`not_found`: `[metrics] enabled = false`", body = ErrorBody)))]
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    if !state.engine.metrics().enabled() {
+        return Err(ApiError::new(
+            Code::NotFound,
+            "metrics are off ([metrics] enabled = false)",
+        ));
+    }
+    if !state.scrape_token.allows(&headers) {
+        return Err(ApiError::new(
+            Code::Unauthorized,
+            "send the [metrics] token as Authorization: Bearer <token>",
+        ));
+    }
+    let text = state.engine.render_metrics().await;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        text,
+    ))
+}
+
 #[utoipa::path(get, path = "/v1/stats", tag = "system",
     responses((status = 200, body = StatsView)))]
 pub async fn stats(

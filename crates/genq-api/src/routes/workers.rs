@@ -95,6 +95,9 @@ pub async fn claim(
             })
             .await?;
         if !jobs.is_empty() || tokio::time::Instant::now() >= deadline {
+            for job in &jobs {
+                state.engine.metrics().claimed(job, now);
+            }
             let v = visibility(&state, &caller);
             let jobs = jobs
                 .into_iter()
@@ -268,7 +271,8 @@ async fn apply(state: &AppState, caller: &Caller, finish: Finish) -> ApiResult<J
     let id = finish.lease.job_id.clone();
     let retry_later =
         matches!(&finish.outcome, Outcome::Retry { run_at, .. } if *run_at > finish.now);
-    let applied = state.store.finish(vec![finish]).await?;
+    let applied = state.store.finish(vec![finish.clone()]).await?;
+    state.engine.metrics().finished(&[finish], &applied);
     if applied != [true] {
         // Tell a missing job apart from a lost lease.
         state.store.job(&id).await?;

@@ -68,6 +68,7 @@ pub fn build(
     config: &Config,
     budgets: Arc<dyn pace::Budgets>,
     slots: Arc<dyn slots::Slots>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> Result<Providers, SetupError> {
     let setup = |key: String| move |message: String| SetupError { key, message };
     let mut demo: HashMap<&str, Arc<demo::DemoProvider>> = HashMap::new();
@@ -95,6 +96,7 @@ pub fn build(
                         budgets.clone(),
                         slots.clone(),
                         providers.redactor.clone(),
+                        metrics.clone(),
                     )
                     .map_err(setup(format!("providers[{i}]")))?,
                 );

@@ -46,6 +46,7 @@ pub struct Upstream {
     rules: Rules,
     redactor: Redactor,
     pub in_flight: AtomicU64,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What a request asks for.
@@ -81,6 +82,7 @@ impl Upstream {
         budgets: Arc<dyn Budgets>,
         slots: Arc<dyn Slots>,
         redactor: Redactor,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Upstream, String> {
         let base_url = p.base_url.clone().ok_or("needs base_url")?;
         let timeout = p.timeout.unwrap_or(Duration::from_secs(60));
@@ -124,6 +126,7 @@ impl Upstream {
             keys,
             budgets,
             in_flight: AtomicU64::new(0),
+            metrics,
         })
     }
 
@@ -276,6 +279,9 @@ impl Upstream {
         for (bucket, amount) in &buckets {
             wait = wait.max(self.budgets.reserve(bucket, *amount).await);
         }
+        if wait > Duration::ZERO {
+            self.metrics.budget_wait(&self.name, wait > MAX_PACE_WAIT);
+        }
         if wait > MAX_PACE_WAIT {
             for (bucket, amount) in &buckets {
                 self.budgets.adjust(bucket, -amount).await;
@@ -296,6 +302,11 @@ impl Upstream {
         let answer = self.send(key, attempt, &call).await;
         self.in_flight.fetch_sub(1, Relaxed);
         key.requests.fetch_add(1, Relaxed);
+        self.metrics.provider_request(
+            &self.name,
+            &key.label,
+            answer.as_ref().ok().map(|(status, ..)| *status),
+        );
         let reserved = call.tokens as f64;
         let (status, headers, body) = match answer {
             Ok(answer) => answer,

@@ -799,6 +799,9 @@ pub async fn stats_count_states(store: DynStore) {
         (1, 1)
     );
     assert_eq!(stats.oldest_claimable_age_ms, Some(40_000));
+    // Leased until t0 + 30 s: the running one is past its lease at t0 + 40 s, not before.
+    assert_eq!(stats.past_lease, 1);
+    assert_eq!(store.stats(t0()).await.unwrap().past_lease, 0);
     let later = store.stats(now + Duration::minutes(5)).await.unwrap();
     assert_eq!(
         (later.finished_last_minute, later.finished_last_hour),

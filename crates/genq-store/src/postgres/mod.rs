@@ -841,6 +841,11 @@ async fn stats(c: &mut PgConnection, now: DateTime<Utc>) -> Result<Stats, PgErro
             .await?;
         *out = n as u64;
     }
+    let past_lease: i64 = sqlx::query_scalar(sql!("stats_past_lease"))
+        .bind(micros(now))
+        .fetch_one(&mut *c)
+        .await?;
+    stats.past_lease = past_lease as u64;
     let oldest: Option<i64> = sqlx::query_scalar(sql!("stats_oldest_claimable"))
         .fetch_one(c)
         .await?;

@@ -821,6 +821,10 @@ fn stats(conn: &Connection, now: DateTime<Utc>) -> Result<Stats> {
     };
     stats.finished_last_minute = count_since(chrono::Duration::minutes(1))?;
     stats.finished_last_hour = count_since(chrono::Duration::hours(1))?;
+    stats.past_lease = conn
+        .prepare_cached(sql!("stats_past_lease"))
+        .and_then(|mut s| s.query_row(named_params! {":now": micros(now)}, |r| r.get(0)))
+        .map_err(db_error)?;
     let oldest: Option<i64> = conn
         .prepare_cached(sql!("stats_oldest_claimable"))
         .and_then(|mut s| s.query_row([], |r| r.get(0)))

@@ -257,6 +257,7 @@ fn settings(args: &BenchArgs) -> EngineSettings {
         heartbeat: Duration::from_secs(10),
         poll_interval: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(5),
+        metrics: true,
     }
 }
 
