@@ -22,6 +22,42 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+/// Every series name `/metrics` exports (histograms as `_bucket`, `_sum`, `_count`): what the
+/// alert rules and the Grafana dashboard may name. `tests/prometheus.rs` checks both ways.
+pub const SERIES: &[&str] = &[
+    "genq_jobs_enqueued_total",
+    "genq_jobs_finished_total",
+    "genq_job_retries_total",
+    "genq_lease_rescues_total",
+    "genq_credits_debited_total",
+    "genq_credits_refunded_total",
+    "genq_attempt_duration_seconds_bucket",
+    "genq_attempt_duration_seconds_sum",
+    "genq_attempt_duration_seconds_count",
+    "genq_queue_wait_seconds_bucket",
+    "genq_queue_wait_seconds_sum",
+    "genq_queue_wait_seconds_count",
+    "genq_provider_requests_total",
+    "genq_provider_budget_waits_total",
+    "genq_webhook_deliveries_total",
+    "genq_jobs",
+    "genq_backlog",
+    "genq_oldest_claimable_job_age_seconds",
+    "genq_jobs_past_lease",
+    "genq_webhook_backlog",
+    "genq_webhook_dead",
+    "genq_database_up",
+    "genq_provider_key_state",
+    "genq_provider_usable_keys",
+    "genq_provider_in_flight",
+    "genq_provider_tasks_in_flight",
+    "genq_worker_slots",
+    "genq_worker_slots_busy",
+    "genq_build_info",
+    "genq_process_start_time_seconds",
+    "genq_process_resident_memory_bytes",
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: String,
