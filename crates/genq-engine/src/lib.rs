@@ -191,6 +191,11 @@ impl Wake {
     }
 }
 
+/// The span of the log lines about one job: its id, kind, user and attempt as fields.
+pub fn job_span(job_id: &str, kind: &str, user_id: &str, attempt: u32) -> tracing::Span {
+    tracing::info_span!("job", job_id, kind, user_id, attempt)
+}
+
 /// Kinds the worker pool may claim now.
 #[derive(Debug, Default)]
 pub struct Claimable {
@@ -258,6 +263,39 @@ impl Shared {
         match self.kinds.get(kind).and_then(|k| k.handler.as_ref()) {
             Some(h) => h.room().await.unwrap_or(usize::MAX),
             None => usize::MAX,
+        }
+    }
+
+    /// Transitions the store applied (`applied[i]` for `finishes[i]`): counted in the metrics
+    /// and logged, a line per job with the job's fields.
+    pub fn record_outcomes(&self, finishes: &[genq_store::Finish], applied: &[bool]) {
+        self.metrics.finished(finishes, applied);
+        for (f, _) in finishes.iter().zip(applied).filter(|(_, a)| **a) {
+            let o = &f.owner;
+            let span = job_span(&f.lease.job_id, &o.kind, &o.user_id, o.attempt);
+            let _in = span.enter();
+            match &f.outcome {
+                genq_store::Outcome::Succeeded { .. } => tracing::debug!("job succeeded"),
+                genq_store::Outcome::Retry {
+                    error: Some(e),
+                    run_at,
+                    ..
+                } => {
+                    tracing::info!(class = %e.class, %run_at, "attempt failed; the job will be retried")
+                }
+                genq_store::Outcome::Retry { error: None, .. } => {
+                    tracing::info!("attempt handed back; the job is claimable again")
+                }
+                genq_store::Outcome::Failed { error } => {
+                    tracing::warn!(class = %error.class, "job failed")
+                }
+                genq_store::Outcome::Canceled { error } => {
+                    tracing::info!(class = %error.class, "job canceled")
+                }
+                genq_store::Outcome::Parked { poll_at, .. } => {
+                    tracing::debug!(%poll_at, "attempt waits for its provider task")
+                }
+            }
         }
     }
 

@@ -44,7 +44,7 @@ pub async fn rescue(shared: &Shared) -> Result<u32, genq_store::StoreError> {
         .map(|job| finish_failed(shared, job, &failure, now, Some(now)))
         .collect();
     let applied = shared.store.finish(finishes.clone()).await?;
-    shared.metrics.finished(&finishes, &applied);
+    shared.record_outcomes(&finishes, &applied);
     let rescued = applied.iter().filter(|a| **a).count();
     shared.metrics.rescued(rescued as u64);
     if rescued > 0 {

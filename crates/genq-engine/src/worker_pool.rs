@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// The attempts running in this process, by job id: what heartbeats renew and what a cancel or
 /// a lost lease stops.
@@ -127,7 +128,7 @@ pub(crate) async fn take_back_own_leases(shared: &Arc<Shared>) {
         let n = finishes.len();
         match shared.store.finish(finishes.clone()).await {
             Ok(applied) => {
-                shared.metrics.finished(&finishes, &applied);
+                shared.record_outcomes(&finishes, &applied);
                 let taken = applied.iter().filter(|a| **a).count();
                 shared.metrics.rescued(taken as u64);
                 tracing::info!(taken, "took back leases from this node's previous run");
@@ -313,11 +314,16 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             let shared = shared.clone();
             let reports = reports.clone();
             let abort = abort.clone();
-            attempts.spawn(async move {
-                let report = run_attempt(&shared, job, abort).await;
-                drop(permit);
-                let _ = reports.send(report);
-            });
+            // Every line logged while the attempt runs names its job.
+            let span = crate::job_span(&job.id, &job.kind, &job.user_id, job.attempt);
+            attempts.spawn(
+                async move {
+                    let report = run_attempt(&shared, job, abort).await;
+                    drop(permit);
+                    let _ = reports.send(report);
+                }
+                .instrument(span),
+            );
         }
     }
 
@@ -471,7 +477,7 @@ async fn write_finishes(shared: &Shared, finishes: Vec<Finish>) {
     loop {
         match shared.store.finish(finishes.clone()).await {
             Ok(applied) => {
-                shared.metrics.finished(&finishes, &applied);
+                shared.record_outcomes(&finishes, &applied);
                 let c = &shared.counters;
                 for (finish, applied) in finishes.iter().zip(applied) {
                     let counter = match (&finish.outcome, applied) {

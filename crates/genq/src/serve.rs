@@ -14,7 +14,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub fn init_logging(global: &Global) {
+    // `GENQ_LOG`, else `RUST_LOG`: filters such as `info,genq_engine=debug`.
     let filter = tracing_subscriber::EnvFilter::try_from_env("GENQ_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

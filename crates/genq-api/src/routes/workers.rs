@@ -272,7 +272,7 @@ async fn apply(state: &AppState, caller: &Caller, finish: Finish) -> ApiResult<J
     let retry_later =
         matches!(&finish.outcome, Outcome::Retry { run_at, .. } if *run_at > finish.now);
     let applied = state.store.finish(vec![finish.clone()]).await?;
-    state.engine.metrics().finished(&[finish], &applied);
+    state.engine.shared().record_outcomes(&[finish], &applied);
     if applied != [true] {
         // Tell a missing job apart from a lost lease.
         state.store.job(&id).await?;
