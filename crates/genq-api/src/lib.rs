@@ -56,6 +56,16 @@ impl AppState {
     }
 }
 
+/// The probes and the metrics alone (`[metrics] listen`).
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(routes::system::metrics))
+        .route("/healthz", get(routes::system::healthz))
+        .route("/readyz", get(routes::system::readyz))
+        .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint") })
+        .with_state(state)
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.config.api.max_body_bytes;
     Router::new()

@@ -36,9 +36,33 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    serve_router(listener, crate::router(state.clone()), &state, shutdown).await
+}
+
+/// `/metrics`, `/healthz` and `/readyz` only, on `[metrics] listen`: what Prometheus and a
+/// load balancer need from a process, including a `genq worker` that serves no API.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_router(
+        listener,
+        crate::metrics_router(state.clone()),
+        &state,
+        shutdown,
+    )
+    .await
+}
+
+async fn serve_router(
+    listener: TcpListener,
+    app: axum::Router,
+    state: &AppState,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let api = state.config.api.clone();
     let closing = state.closing.clone();
-    let app = crate::router(state);
     let permits = Arc::new(Semaphore::new(api.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())

@@ -111,6 +111,9 @@ pub struct Metrics {
     /// A bearer token a scraper must send (`env:NAME` allowed); none by default, as Prometheus
     /// scrapes usually run inside the network.
     pub token: Option<String>,
+    /// Also serve `/metrics`, `/healthz` and `/readyz` here: how a `genq worker`, which has no
+    /// API, is scraped (several workers on one machine need a port each).
+    pub listen: Option<SocketAddr>,
 }
 
 impl Default for Metrics {
@@ -118,6 +121,7 @@ impl Default for Metrics {
         Metrics {
             enabled: true,
             token: None,
+            listen: None,
         }
     }
 }

@@ -252,17 +252,30 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
         let shutdown = shutdown.clone();
         tokio::spawn(async move { engine.run(shutdown, workers).await })
     };
+    let config = Arc::new(config);
+    let state = Arc::new(AppState::new(
+        engine.clone(),
+        config.clone(),
+        Arc::new(SystemClock),
+    ));
+    let metrics_task = match config.metrics.listen.filter(|_| config.metrics.enabled) {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("metrics.listen: cannot bind {at}"))?;
+            println!("genq metrics on http://{}/metrics", listener.local_addr()?);
+            let (state, shutdown) = (state.clone(), shutdown.clone());
+            Some(tokio::spawn(async move {
+                genq_api::server::serve_metrics(listener, state, shutdown.cancelled()).await
+            }))
+        }
+        None => None,
+    };
     if api {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listen: cannot bind {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let config = Arc::new(config);
-        let state = Arc::new(AppState::new(
-            engine.clone(),
-            config.clone(),
-            Arc::new(SystemClock),
-        ));
         println!(
             "genq listening on http://{addr} (database {}, node {})",
             config.database_label(),
@@ -285,6 +298,9 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
         );
     }
     engine_task.await.context("the engine failed")?;
+    if let Some(task) = metrics_task {
+        task.await?.context("the metrics server failed")?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

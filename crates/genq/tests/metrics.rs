@@ -351,3 +351,136 @@ async fn a_metrics_token_is_required_when_set_and_metrics_can_be_off() {
     assert_error(status, &body, 404, "not_found");
     s.shutdown().await;
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One `genq serve` and two `genq worker` processes on one database: each exports its own
+/// counters (workers on `[metrics] listen`), which add up to what happened, and the gauges read
+/// from the store agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_process_counts_its_own_jobs_and_the_store_gauges_agree() {
+    let root = tempfile::tempdir().unwrap();
+    let db = root.path().join("genq.db");
+    let write = |name: &str, metrics: &str| {
+        let dir = root.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(
+            dir.join("genq.toml"),
+            format!(
+                r#"
+listen = "127.0.0.1:0"
+database = "sqlite://{}"
+[auth]
+admin_tokens = ["{ADMIN}"]
+[users]
+default_plan = "enterprise"
+[worker]
+poll_interval = "20ms"
+[metrics]
+{metrics}
+[[providers]]
+name = "demo"
+type = "demo"
+latency = "30ms"
+[[kinds]]
+name = "card.generate"
+provider = "demo"
+"#,
+                db.display()
+            ),
+        )
+        .unwrap();
+        dir
+    };
+    let serve = Process::serve(&write("serve", ""));
+    let ports = [free_port(), free_port()];
+    let _workers: Vec<_> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            Process::worker(&write(
+                &format!("worker{i}"),
+                &format!("listen = \"127.0.0.1:{port}\""),
+            ))
+            .0
+        })
+        .collect();
+    let items: Vec<Value> = (0..60).map(|n| json!({"n": n})).collect();
+    let (status, out) = client_call(
+        &serve.url,
+        Method::POST,
+        "/v1/batches",
+        Some(json!({"kind": "card.generate", "user_id": "u1", "items": items})),
+    )
+    .await;
+    assert_eq!(status, 201, "{out}");
+    let batch = out["batch"]["id"].as_str().unwrap().to_string();
+    for _ in 0..500 {
+        let (_, b) = client_call(
+            &serve.url,
+            Method::GET,
+            &format!("/v1/batches/{batch}"),
+            None,
+        )
+        .await;
+        if b["succeeded"] == 60 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let urls = [
+        serve.url.clone(),
+        format!("http://127.0.0.1:{}", ports[0]),
+        format!("http://127.0.0.1:{}", ports[1]),
+    ];
+    let mut succeeded = 0.0;
+    let mut claimed_by = Vec::new();
+    for url in &urls {
+        let text = reqwest::get(format!("{url}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let m: BTreeMap<String, f64> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+            .collect();
+        let mine = m
+            .get("genq_jobs_finished_total{kind=\"card.generate\",state=\"succeeded\",class=\"none\"}")
+            .copied()
+            .unwrap_or(0.0);
+        succeeded += mine;
+        claimed_by.push(mine);
+        assert_eq!(value(&m, "genq_jobs{state=\"succeeded\"}"), 60.0, "{url}");
+        assert_eq!(
+            value(&m, "genq_backlog{kind=\"card.generate\"}"),
+            0.0,
+            "{url}"
+        );
+        // Only the API process accepted jobs.
+        let enqueued = m
+            .get("genq_jobs_enqueued_total{kind=\"card.generate\"}")
+            .copied()
+            .unwrap_or(0.0);
+        assert_eq!(
+            enqueued,
+            if *url == serve.url { 60.0 } else { 0.0 },
+            "{url}"
+        );
+    }
+    assert_eq!(succeeded, 60.0, "per process: {claimed_by:?}");
+    // A worker's listener serves the probes too, and nothing of the API.
+    let probe = reqwest::get(format!("{}/readyz", urls[1])).await.unwrap();
+    assert_eq!(probe.status(), 200);
+    let api = reqwest::get(format!("{}/v1/stats", urls[1])).await.unwrap();
+    assert_eq!(api.status(), 404);
+}
