@@ -44,6 +44,10 @@ use tokio_util::task::TaskTracker;
 pub use handler::{Attempt, Handler, Reply};
 pub use worker_pool::ActiveAttempts;
 
+/// genq's version and the commit it was built from.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const COMMIT: &str = env!("GENQ_GIT_COMMIT");
+
 /// A provider or kind that cannot be set up from the config.
 #[derive(Debug, thiserror::Error)]
 #[error("{key}: {message}")]

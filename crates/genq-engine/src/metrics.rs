@@ -563,8 +563,8 @@ pub(crate) async fn render(shared: &Shared) -> String {
         "genq_build",
         "genq's version, commit and node id",
         Info::new(BuildLabels {
-            version: env!("CARGO_PKG_VERSION"),
-            commit: option_env!("GENQ_GIT_COMMIT").unwrap_or("unknown"),
+            version: crate::VERSION,
+            commit: crate::COMMIT,
             node: shared.settings.node_id.clone(),
         }),
     );

@@ -351,6 +351,17 @@ pub struct SlotRun {
     pub error: Option<String>,
 }
 
+/// What `genq doctor` checks of a database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaStatus {
+    /// Migrations applied to the database.
+    pub applied: u32,
+    /// Migrations this build knows.
+    pub known: u32,
+    /// The database server's clock (PostgreSQL); `None` for an embedded database.
+    pub server_time: Option<DateTime<Utc>>,
+}
+
 /// Which events a webhook endpoint receives; empty lists take all.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeliveryFilter {
@@ -456,6 +467,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Answer whether the database is reachable (`/readyz`).
     async fn ping(&self) -> Result<()>;
+
+    /// The schema's migrations and the database's clock (`genq doctor`).
+    async fn schema(&self) -> Result<SchemaStatus>;
 
     /// Hints from other processes sharing the database, for as long as the store lives; `None`
     /// if the backend has no such channel (SQLite: one process serves the database).

@@ -4,8 +4,11 @@ use crate::{bench, client, serve};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// `genq --version`: the crate version and the commit.
+const VERSION: &str = const_format::concatcp!(genq_engine::VERSION, " (", genq_engine::COMMIT, ")");
+
 #[derive(Parser)]
-#[command(name = "genq", version, about = "A durable, fair job queue for AI generation", long_about = None)]
+#[command(name = "genq", version = VERSION, about = "A durable, fair job queue for AI generation", long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -74,7 +77,9 @@ pub enum Command {
     /// pg_dump).
     Backup(BackupArgs),
     /// Check the config, the database, and every provider and key; print what is wrong.
-    Doctor(ConfigArgs),
+    Doctor(DoctorArgs),
+    /// Print a shell completion script: `genq completions bash > /etc/bash_completion.d/genq`.
+    Completions(CompletionsArgs),
     /// Measure throughput and latency on this machine.
     Bench(bench::BenchArgs),
     /// Run a fake AI provider (OpenAI-compatible chat and images, a task API, per-key limits)
@@ -274,8 +279,34 @@ pub struct LimitSetArgs {
     pub value: i64,
 }
 
+#[derive(Args, Clone)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// One JSON document on stdout (every check with its status), for scripts and probes.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Completions(a) => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut Cli::command(), "genq", &mut script);
+            match std::io::stdout().write_all(&script) {
+                // `genq completions bash | head` is not an error.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
+        }
         Command::Serve(a) => serve::serve(a.config.as_deref(), true, true).await,
         Command::Worker(a) => serve::serve(a.config.as_deref(), false, true).await,
         Command::Migrate(a) => serve::migrate(a.config.as_deref()).await,
@@ -299,7 +330,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Schedules(SchedulesCommand::Pause(a)) => client::schedule_pause(a, true).await,
         Command::Schedules(SchedulesCommand::Resume(a)) => client::schedule_pause(a, false).await,
         Command::Backup(a) => serve::backup(a.config.config.as_deref(), &a.path).await,
-        Command::Doctor(a) => crate::doctor::run(a.config.as_deref()).await,
+        Command::Doctor(a) => crate::doctor::run(a.config.config.as_deref(), a.json).await,
         Command::Bench(a) => bench::run(a).await,
         Command::FakeProvider(a) => fake_provider(a).await,
     }

@@ -2,38 +2,74 @@
 //! wrong and what to do about it. Exits non-zero when something would stop genq from working.
 
 use crate::serve::{load_config, open_store};
-use genq_config::{Config, ProviderType};
+use genq_config::{Config, Database, Mode, ProviderType};
 use genq_engine::providers::{self, pace::LocalBudgets, slots::LocalSlots, upstream::Upstream};
 use std::path::Path;
 use std::sync::Arc;
 
+/// The checks made so far; printed one a line as they are made, or as one JSON document.
 #[derive(Default)]
 struct Report {
-    failures: usize,
-    warnings: usize,
+    json: bool,
+    checks: Vec<(&'static str, String)>,
 }
 
 impl Report {
-    fn ok(&self, what: &str) {
-        println!("ok    {what}");
+    fn add(&mut self, status: &'static str, what: &str) {
+        if !self.json {
+            println!("{status:<5} {what}");
+        }
+        self.checks.push((status, what.to_string()));
+    }
+    fn ok(&mut self, what: &str) {
+        self.add("ok", what);
     }
     fn warn(&mut self, what: &str) {
-        self.warnings += 1;
-        println!("warn  {what}");
+        self.add("warn", what);
     }
     fn fail(&mut self, what: &str) {
-        self.failures += 1;
-        println!("FAIL  {what}");
+        self.add("FAIL", what);
+    }
+    fn count(&self, status: &str) -> usize {
+        self.checks.iter().filter(|(s, _)| *s == status).count()
+    }
+
+    /// Print the summary (or the JSON document); an error when something failed.
+    fn finish(self) -> anyhow::Result<()> {
+        let (failures, warnings) = (self.count("FAIL"), self.count("warn"));
+        if self.json {
+            let checks: Vec<_> = self
+                .checks
+                .iter()
+                .map(|(status, message)| {
+                    serde_json::json!({"status": status.to_lowercase(), "message": message})
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"ok": failures == 0, "failures": failures, "warnings": warnings, "checks": checks})
+            );
+        } else {
+            println!("{failures} failed, {warnings} warnings");
+        }
+        if failures > 0 {
+            anyhow::bail!("genq doctor found {failures} problem(s)");
+        }
+        Ok(())
     }
 }
 
-pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
-    let mut r = Report::default();
+pub async fn run(config_path: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let mut r = Report {
+        json,
+        ..Report::default()
+    };
     let config = match load_config(config_path) {
         Ok(c) => c,
         Err(e) => {
             r.fail(&format!("config: {e:#}"));
-            anyhow::bail!("the config is invalid; fix the key named above");
+            r.finish()?;
+            unreachable!("a failed check fails the report");
         }
     };
     r.ok(&format!(
@@ -42,7 +78,11 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
             .display()
             .to_string())
     ));
+    tokens(&config, &mut r);
     database(&config, &mut r).await;
+    disk(&config, &mut r);
+    webhooks(&config, &mut r).await;
+    metrics(&config, &mut r).await;
     let built = providers::build(
         &config,
         Arc::new(LocalBudgets::default()),
@@ -65,21 +105,138 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
             }
         }
     }
-    println!("{} failed, {} warnings", r.failures, r.warnings);
-    if r.failures > 0 {
-        anyhow::bail!("genq doctor found {} problem(s)", r.failures);
+    r.finish()
+}
+
+/// Tokens are configured; in production, not the token a zero-config start generated.
+fn tokens(config: &Config, r: &mut Report) {
+    let a = &config.auth;
+    let configured = a.admin_tokens.len() + a.app_tokens.len() + a.worker_tokens.len();
+    match (configured, config.mode) {
+        (0, Mode::Production) => r.fail(
+            "auth: no tokens in production; set auth.admin_tokens and auth.app_tokens (env:NAME) instead of the generated admin token",
+        ),
+        (0, Mode::Development) => r.warn(
+            "auth: no tokens configured; genq serve uses the admin token it stores beside the database (fine for a demo, not for production)",
+        ),
+        _ if a.app_tokens.is_empty() => r.warn(
+            "auth: no app_tokens; applications should not hold an admin token",
+        ),
+        _ => r.ok(&format!("auth: {configured} token(s) configured")),
     }
-    Ok(())
 }
 
 async fn database(config: &Config, r: &mut Report) {
+    let label = config.database_label();
     let store = match open_store(config).await {
         Ok(s) => s,
-        Err(e) => return r.fail(&format!("database {}: {e:#}", config.database_label())),
+        Err(e) => return r.fail(&format!("database {label}: {e:#}")),
     };
-    match store.ping().await {
-        Ok(()) => r.ok(&format!("database {} answers", config.database_label())),
-        Err(e) => r.fail(&format!("database {}: {e}", config.database_label())),
+    if let Err(e) = store.ping().await {
+        return r.fail(&format!("database {label}: {e}"));
+    }
+    r.ok(&format!("database {label} answers"));
+    match store.schema().await {
+        Ok(s) if s.applied >= s.known => {
+            r.ok(&format!(
+                "database: {} of {} migrations applied",
+                s.applied, s.known
+            ));
+            if let Some(server) = s.server_time {
+                let skew = (chrono::Utc::now() - server).num_milliseconds().abs();
+                let line = format!("clock: {skew} ms apart from the database server's");
+                // Leases and schedules compare this machine's clock with other processes'.
+                if skew > 2_000 {
+                    r.fail(&format!(
+                        "{line}; run NTP (chrony, systemd-timesyncd) on every machine"
+                    ));
+                } else if skew > 500 {
+                    r.warn(&line);
+                } else {
+                    r.ok(&line);
+                }
+            }
+        }
+        Ok(s) => r.fail(&format!(
+            "database: {} of {} migrations applied; run genq migrate",
+            s.applied, s.known
+        )),
+        Err(e) => r.fail(&format!("database: cannot read the migrations: {e}")),
+    }
+}
+
+/// Room on the disk that holds the SQLite file.
+fn disk(config: &Config, r: &mut Report) {
+    let Database::Sqlite(path) = config.database() else {
+        return;
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let Ok(c_dir) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: statvfs writes into the zeroed struct it is given; the path is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_dir.as_ptr(), &mut st) } != 0 {
+        return r.warn(&format!(
+            "disk: cannot read the free space of {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    let free = st.f_bavail as u64 * st.f_frsize as u64;
+    let line = format!("disk: {} MiB free beside {}", free >> 20, path.display());
+    if free < 100 << 20 {
+        r.fail(&format!(
+            "{line}; SQLite stops writing when the disk is full"
+        ));
+    } else if free < 1 << 30 {
+        r.warn(&line);
+    } else {
+        r.ok(&line);
+    }
+}
+
+/// Every webhook's host resolves.
+async fn webhooks(config: &Config, r: &mut Report) {
+    for (i, hook) in config.webhooks.iter().enumerate() {
+        let Ok(url) = reqwest::Url::parse(&hook.url) else {
+            continue;
+        };
+        let host = url.host_str().unwrap_or_default().to_string();
+        let port = url.port_or_known_default().unwrap_or(443);
+        match tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map(|mut addrs| addrs.next())
+        {
+            Ok(Some(_)) => r.ok(&format!("webhooks[{i}]: {host} resolves")),
+            Ok(None) => r.fail(&format!("webhooks[{i}]: {host} has no address")),
+            Err(e) => r.fail(&format!("webhooks[{i}]: {host} does not resolve ({e})")),
+        }
+    }
+}
+
+/// `/metrics` of a genq running with this config answers.
+async fn metrics(config: &Config, r: &mut Report) {
+    if !config.metrics.enabled {
+        return r.ok("metrics: off ([metrics] enabled = false)");
+    }
+    let at = config.metrics.listen.unwrap_or(config.listen);
+    let url = format!("http://{at}/metrics");
+    let mut req = reqwest::Client::new()
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(2));
+    if let Some(t) = &config.metrics.token {
+        req = req.bearer_auth(t);
+    }
+    match req.send().await {
+        Ok(resp) if resp.status().is_success() => r.ok(&format!("metrics: {url} answers")),
+        Ok(resp) => r.fail(&format!("metrics: {url} answered HTTP {}", resp.status())),
+        Err(_) => r.warn(&format!(
+            "metrics: nothing answers at {url} (is genq running with this config?)"
+        )),
     }
 }
 

@@ -875,6 +875,18 @@ impl Store for PgStore {
             .map_err(|e| StoreError::Unavailable(format!("migrations: {e}")))
     }
 
+    async fn schema(&self) -> Result<crate::SchemaStatus> {
+        let (applied, micros): (i64, i64) = sqlx::query_as(sql!("schema_status"))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(crate::SchemaStatus {
+            applied: applied as u32,
+            known: MIGRATIONS.len() as u32,
+            server_time: Some(rows::from_micros(micros)),
+        })
+    }
+
     async fn ping(&self) -> Result<()> {
         // Readiness answers fast: a database that does not answer within a second is down.
         let probe = sqlx::query("SELECT 1").execute(&self.pool);

@@ -39,6 +39,14 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// Migrations applied, and migrations this build knows.
+pub(crate) fn status(conn: &Connection) -> Result<(u32, u32)> {
+    let applied: u32 = conn
+        .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+        .map_err(db_error)?;
+    Ok((applied, MIGRATIONS.len() as u32))
+}
+
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (

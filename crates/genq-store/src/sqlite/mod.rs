@@ -845,6 +845,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn schema(&self) -> Result<crate::SchemaStatus> {
+        let (applied, known) = self.read(|conn| migrate::status(conn)).await?;
+        Ok(crate::SchemaStatus {
+            applied,
+            known,
+            server_time: None,
+        })
+    }
+
     /// An OS file lock beside the database: released by the kernel when the process dies, so a
     /// crashed process never blocks its own restart.
     async fn lock_node(&self, node_id: &str) -> Result<Option<NodeLock>> {
