@@ -846,7 +846,7 @@ impl Store for SqliteStore {
     }
 
     async fn schema(&self) -> Result<crate::SchemaStatus> {
-        let (applied, known) = self.read(|conn| migrate::status(conn)).await?;
+        let (applied, known) = self.read(migrate::status).await?;
         Ok(crate::SchemaStatus {
             applied,
             known,
