@@ -169,6 +169,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "schedules",
         include_str!("../../migrations/postgres/0006_schedules.sql"),
     ),
+    (
+        7,
+        "claimable_run_at",
+        include_str!("../../migrations/postgres/0007_claimable_run_at.sql"),
+    ),
 ];
 
 fn migrator() -> sqlx::migrate::Migrator {

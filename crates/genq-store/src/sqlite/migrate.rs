@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "schedules",
         include_str!("../../migrations/sqlite/0006_schedules.sql"),
     ),
+    (
+        7,
+        "claimable_run_at",
+        include_str!("../../migrations/sqlite/0007_claimable_run_at.sql"),
+    ),
 ];
 
 /// Migrations applied, and migrations this build knows.

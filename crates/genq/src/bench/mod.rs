@@ -58,8 +58,8 @@ pub struct BenchArgs {
     /// How long each video task takes at the provider.
     #[arg(long, default_value_t = 60)]
     pub video_seconds: u64,
-    /// Run only these sections: engine, credits, latency, deep, http, rss, prune, provider,
-    /// video.
+    /// Run only these sections: engine, credits, latency, deep, http, rss, prune, metrics,
+    /// provider, video.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Skip the HTTP runs.
@@ -68,6 +68,9 @@ pub struct BenchArgs {
     /// Skip the idle RSS measurement.
     #[arg(long)]
     pub no_rss: bool,
+    /// Record no metrics (to count what recording them costs, e.g. under callgrind).
+    #[arg(long)]
+    pub no_metrics: bool,
     /// Where to put the benchmark databases (default: a temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -116,7 +119,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let mut runs = Vec::new();
         for run in 0..args.runs.max(1) {
             let path = dir.join(format!("throughput-{synchronous:?}-{run}.db"));
-            runs.push(engine_throughput(&path, synchronous, &args).await?);
+            runs.push(engine_throughput(&path, synchronous, &args, !args.no_metrics).await?);
         }
         let all: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.1)).collect();
         let enqueue_rate = median(runs.iter().map(|r| r.0).collect());
@@ -222,6 +225,35 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
 
+    if wants("metrics") {
+        // Interleaved, three of each, medians: the machine's drift hits both alike.
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for run in 0..3 {
+            let path = |m| dir.join(format!("metrics-{m}-{run}.db"));
+            off.push(
+                engine_throughput(&path("off"), Synchronous::Full, &args, false)
+                    .await?
+                    .1,
+            );
+            on.push(
+                engine_throughput(&path("on"), Synchronous::Full, &args, true)
+                    .await?
+                    .1,
+            );
+        }
+        let (on, off) = (median(on), median(off));
+        println!(
+            "metrics processed end to end: on {on:>8.0} jobs/s, off {off:>8.0} jobs/s   metrics cost {:+.1}%, target <= 5%",
+            (off / on - 1.0) * 100.0
+        );
+        let jobs = if args.deep > 0 { args.deep } else { 1_000_000 };
+        let (p50, max) = scrape_time(&dir.join("scrape.db"), jobs, &args).await?;
+        println!(
+            "metrics GET /metrics with {:>10} jobs stored     p50 {p50:>6.1} ms  max {max:>6.1} ms",
+            group(jobs)
+        );
+    }
+
     if wants("provider") {
         providers::goodput(&dir, &args).await?;
     }
@@ -257,7 +289,7 @@ fn settings(args: &BenchArgs) -> EngineSettings {
         heartbeat: Duration::from_secs(10),
         poll_interval: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(5),
-        metrics: true,
+        metrics: !args.no_metrics,
     }
 }
 
@@ -483,9 +515,16 @@ async fn engine_throughput(
     path: &Path,
     synchronous: Synchronous,
     args: &BenchArgs,
+    metrics: bool,
 ) -> anyhow::Result<(f64, f64)> {
     let store = open_with(path, synchronous).await?;
-    let running = start(store.clone(), Arc::new(NoopHandler), args);
+    let mut settings = settings(args);
+    settings.metrics = metrics;
+    let running = Running::started(Engine::new(
+        store.clone(),
+        settings,
+        kinds(Arc::new(NoopHandler)),
+    ));
     let started = Instant::now();
     let per_batch = 200usize;
     let batches = args.jobs.div_ceil(per_batch as u64) as usize;
@@ -618,6 +657,33 @@ async fn prune_effect(path: &Path, args: &BenchArgs, prune: bool) -> anyhow::Res
     }
     running.stop().await;
     Ok((hist.value_at_quantile(0.99) as f64 / 1000.0, rate))
+}
+
+/// How long rendering `/metrics` takes with `jobs` in the store (the store-derived gauges
+/// count them at every scrape): p50 and max of ten scrapes, in ms.
+async fn scrape_time(path: &Path, jobs: u64, args: &BenchArgs) -> anyhow::Result<(f64, f64)> {
+    let store = open(path).await?;
+    let mut queued = 0u64;
+    while queued < jobs {
+        let n = (jobs - queued).min(200) as usize;
+        store
+            .enqueue(batch((queued / 200 % 100) as usize, n))
+            .await?;
+        queued += n as u64;
+    }
+    let engine = Engine::new(store, settings(args), kinds(Arc::new(NoopHandler)));
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let text = engine.render_metrics().await;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(
+            text.contains("genq_database_up 1"),
+            "the store did not answer"
+        );
+    }
+    let max = times.iter().copied().fold(0.0, f64::max);
+    Ok((median(times), max))
 }
 
 async fn deep_queue(
