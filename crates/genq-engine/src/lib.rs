@@ -274,7 +274,16 @@ impl Shared {
     /// and logged, a line per job with the job's fields.
     pub fn record_outcomes(&self, finishes: &[genq_store::Finish], applied: &[bool]) {
         self.metrics.finished(finishes, applied);
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
         for (f, _) in finishes.iter().zip(applied).filter(|(_, a)| **a) {
+            // A success is a debug line: at info, not even its span is made (spans cost).
+            let quiet = matches!(
+                f.outcome,
+                genq_store::Outcome::Succeeded { .. } | genq_store::Outcome::Parked { .. }
+            );
+            if quiet && !debug {
+                continue;
+            }
             let o = &f.owner;
             let span = job_span(&f.lease.job_id, &o.kind, &o.user_id, o.attempt);
             let _in = span.enter();
