@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// The exposition as `series -> value`, e.g. `genq_jobs{state="queued"} -> 1`.
+/// `/metrics`, checked to be OpenMetrics, as `series -> value`.
 async fn scrape(s: &TestServer, token: Option<&str>) -> BTreeMap<String, f64> {
     let mut req = s.http.get(format!("{}/metrics", s.url));
     if let Some(t) = token {
@@ -25,13 +25,7 @@ async fn scrape(s: &TestServer, token: Option<&str>) -> BTreeMap<String, f64> {
     );
     let text = resp.text().await.unwrap();
     assert!(text.ends_with("# EOF\n"), "{text}");
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| {
-            let (series, value) = l.rsplit_once(' ').unwrap();
-            (series.to_string(), value.parse().unwrap())
-        })
-        .collect()
+    exposition(&text)
 }
 
 fn value(m: &BTreeMap<String, f64>, series: &str) -> f64 {
@@ -448,12 +442,7 @@ provider = "demo"
             .text()
             .await
             .unwrap();
-        let m: BTreeMap<String, f64> = text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.rsplit_once(' '))
-            .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
-            .collect();
+        let m = exposition(&text);
         let mine = m
             .get("genq_jobs_finished_total{kind=\"card.generate\",state=\"succeeded\",class=\"none\"}")
             .copied()

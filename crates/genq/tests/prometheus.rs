@@ -305,10 +305,10 @@ timeout = "1s"
         .text()
         .await
         .unwrap();
-    let scraped: BTreeSet<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split(['{', ' ']).next().unwrap())
+    let series = exposition(&text);
+    let scraped: BTreeSet<&str> = series
+        .keys()
+        .map(|s| s.split('{').next().unwrap())
         .collect();
     let exported: BTreeSet<&str> = genq_engine::metrics::SERIES.iter().copied().collect();
     assert_eq!(scraped, exported);

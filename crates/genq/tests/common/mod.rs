@@ -382,3 +382,12 @@ impl Database {
         .await;
     }
 }
+
+/// A Prometheus exposition as `series -> value`, e.g. `genq_jobs{state="queued"} -> 1`.
+pub fn exposition(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(series, value)| (series.to_string(), value.parse().unwrap()))
+        .collect()
+}
