@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 const TOP_LEVEL: [&str; 3] = ["mode", "listen", "database"];
-const SECTIONS: [&str; 8] = [
-    "auth", "worker", "users", "quota", "api", "metrics", "sqlite", "postgres",
+const SECTIONS: [&str; 9] = [
+    "auth", "worker", "users", "quota", "api", "metrics", "sentry", "sqlite", "postgres",
 ];
 
 pub(crate) fn apply_overrides(

@@ -46,6 +46,7 @@ pub struct Config {
     pub messages: BTreeMap<ErrorClass, String>,
     pub api: Api,
     pub metrics: Metrics,
+    pub sentry: Sentry,
     pub sqlite: Sqlite,
     #[serde(default)]
     pub postgres: Postgres,
@@ -102,6 +103,16 @@ pub struct Quota {
 
 /// `[retention]`: how long finished jobs and delivered events are kept (the `pruner`). Ledger
 /// entries are never pruned.
+/// Error reporting to Sentry: off unless `dsn` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sentry {
+    /// The project's DSN (`env:NAME` allowed).
+    pub dsn: Option<String>,
+    /// Sent with every event (`production`, `staging`); default: the config's `mode`.
+    pub environment: Option<String>,
+}
+
 /// `GET /metrics` (Prometheus).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -412,6 +423,7 @@ impl Default for Config {
             messages: BTreeMap::new(),
             api: Api::default(),
             metrics: Metrics::default(),
+            sentry: Sentry::default(),
             sqlite: Sqlite::default(),
             postgres: Postgres::default(),
             providers: Vec::new(),
@@ -571,6 +583,9 @@ impl Config {
         }
         if let Some(token) = &mut self.metrics.token {
             resolve("metrics.token".into(), token)?;
+        }
+        if let Some(dsn) = &mut self.sentry.dsn {
+            resolve("sentry.dsn".into(), dsn)?;
         }
         // A PostgreSQL URL carries a password.
         resolve("database".into(), &mut self.database)?;

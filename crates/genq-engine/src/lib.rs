@@ -31,7 +31,7 @@ pub mod signals;
 pub mod worker_pool;
 
 use genq_config::Config;
-use genq_core::{Clock, Limits, RetryPolicy, SystemClock};
+use genq_core::{Clock, ErrorClass, Limits, RetryPolicy, SystemClock};
 use genq_store::Store;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -298,6 +298,11 @@ impl Shared {
                 }
                 genq_store::Outcome::Retry { error: None, .. } => {
                     tracing::info!("attempt handed back; the job is claimable again")
+                }
+                // An internal failure is genq's (or a handler's) fault: an error, which also
+                // reaches Sentry when it is configured.
+                genq_store::Outcome::Failed { error } if error.class == ErrorClass::Internal => {
+                    tracing::error!(class = %error.class, detail = %error.detail, "job failed")
                 }
                 genq_store::Outcome::Failed { error } => {
                     tracing::warn!(class = %error.class, "job failed")

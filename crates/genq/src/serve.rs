@@ -14,16 +14,104 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub fn init_logging(global: &Global) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     // `GENQ_LOG`, else `RUST_LOG`: filters such as `info,genq_engine=debug`.
     let filter = tracing_subscriber::EnvFilter::try_from_env("GENQ_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match global.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match global.log_format {
+        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    // Errors become Sentry events and warnings their breadcrumbs, once `[sentry] dsn` binds a
+    // client (`init_sentry`); without one this layer drops everything.
+    let sentry = sentry::integrations::tracing::layer().event_filter(|meta| {
+        use sentry::integrations::tracing::EventFilter;
+        match *meta.level() {
+            tracing::Level::ERROR => EventFilter::Event,
+            tracing::Level::WARN => EventFilter::Breadcrumb,
+            _ => EventFilter::Ignore,
+        }
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(sentry)
+        .init();
+}
+
+/// Report errors and panics to `[sentry] dsn`, if set, until the guard drops. Everything sent
+/// is scrubbed of every secret the config holds (provider keys, tokens, webhook secrets, the
+/// database password).
+pub fn init_sentry(config: &Config) -> anyhow::Result<Option<sentry::ClientInitGuard>> {
+    let Some(dsn) = &config.sentry.dsn else {
+        return Ok(None);
+    };
+    let dsn: sentry::types::Dsn = dsn
+        .parse()
+        .map_err(|e| anyhow::anyhow!("sentry.dsn: not a Sentry DSN ({e})"))?;
+    let scrub = std::sync::Arc::new(scrubber(config));
+    let (for_events, for_breadcrumbs) = (scrub.clone(), scrub);
+    let environment = config.sentry.environment.clone().unwrap_or_else(|| {
+        match config.mode {
+            genq_config::Mode::Production => "production",
+            genq_config::Mode::Development => "development",
+        }
+        .into()
+    });
+    Ok(Some(sentry::init(sentry::ClientOptions {
+        dsn: Some(dsn),
+        release: Some(format!("genq@{}+{}", genq_engine::VERSION, genq_engine::COMMIT).into()),
+        environment: Some(environment.into()),
+        send_default_pii: false,
+        before_send: Some(std::sync::Arc::new(move |event| {
+            scrubbed(&for_events, event)
+        })),
+        before_breadcrumb: Some(std::sync::Arc::new(move |crumb| {
+            scrubbed(&for_breadcrumbs, crumb)
+        })),
+        ..Default::default()
+    })))
+}
+
+/// Every secret of the config, to be cut out of what leaves for Sentry.
+fn scrubber(config: &Config) -> genq_engine::providers::redact::Redactor {
+    let a = &config.auth;
+    let password = reqwest::Url::parse(&config.database)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string));
+    let secrets: Vec<&str> = config
+        .providers
+        .iter()
+        .flat_map(|p| p.keys.iter())
+        .chain(
+            a.admin_tokens
+                .iter()
+                .chain(&a.app_tokens)
+                .chain(&a.worker_tokens),
+        )
+        .chain(config.webhooks.iter().map(|w| &w.secret))
+        .chain(config.metrics.token.iter())
+        .chain(password.iter())
+        .map(String::as_str)
+        .collect();
+    genq_engine::providers::redact::Redactor::new(secrets)
+}
+
+/// `value` with every secret replaced, through its JSON form: whatever field a secret hides in
+/// (message, exception, breadcrumb, extra data), it goes.
+fn scrubbed<T: serde::Serialize + serde::de::DeserializeOwned>(
+    redactor: &genq_engine::providers::redact::Redactor,
+    value: T,
+) -> Option<T> {
+    let text = serde_json::to_string(&value).ok()?;
+    match redactor.text(&text) {
+        std::borrow::Cow::Borrowed(_) => Some(value),
+        // Drop what cannot be read back rather than send it unscrubbed.
+        std::borrow::Cow::Owned(clean) => serde_json::from_str(&clean).ok(),
     }
 }
 
@@ -242,6 +330,7 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
     } else {
         None
     };
+    let _sentry = init_sentry(&config)?;
     let store = open_store(&config).await?;
     let (node_id, _node_lock) =
         genq_engine::acquire_node_id(store.as_ref(), &config.node_id()).await?;
