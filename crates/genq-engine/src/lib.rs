@@ -276,10 +276,16 @@ impl Shared {
         self.metrics.finished(finishes, applied);
         let debug = tracing::enabled!(tracing::Level::DEBUG);
         for (f, _) in finishes.iter().zip(applied).filter(|(_, a)| **a) {
-            // A success is a debug line: at info, not even its span is made (spans cost).
+            // Successes, parked polls and waits for a rate budget are debug lines: at info,
+            // not even their span is made (spans cost).
             let quiet = matches!(
                 f.outcome,
-                genq_store::Outcome::Succeeded { .. } | genq_store::Outcome::Parked { .. }
+                genq_store::Outcome::Succeeded { .. }
+                    | genq_store::Outcome::Parked { .. }
+                    | genq_store::Outcome::Retry {
+                        rate_limit_wait: true,
+                        ..
+                    }
             );
             if quiet && !debug {
                 continue;
@@ -289,6 +295,11 @@ impl Shared {
             let _in = span.enter();
             match &f.outcome {
                 genq_store::Outcome::Succeeded { .. } => tracing::debug!("job succeeded"),
+                genq_store::Outcome::Retry {
+                    rate_limit_wait: true,
+                    run_at,
+                    ..
+                } => tracing::debug!(%run_at, "the job waits for its provider's rate budget"),
                 genq_store::Outcome::Retry {
                     error: Some(e),
                     run_at,

@@ -124,20 +124,6 @@ pub struct Metrics {
     started_at: f64,
 }
 
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics")
-            .field("enabled", &self.enabled)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new(true)
-    }
-}
-
 type Histograms = Family<KindLabel, Histogram, fn() -> Histogram>;
 
 fn wait_histogram() -> Histogram {
