@@ -328,6 +328,23 @@ impl Shared {
         }
     }
 
+    /// Running jobs taken back after their lease (the rescuer, or a restart taking its own):
+    /// recorded like any outcome, counted as rescues, and the workers and scheduler woken for
+    /// their retries. Returns how many the store applied.
+    pub(crate) fn rescued(&self, finishes: &[genq_store::Finish], applied: &[bool]) -> usize {
+        self.record_outcomes(finishes, applied);
+        let taken = applied.iter().filter(|a| **a).count();
+        self.metrics.rescued(taken as u64);
+        self.counters
+            .rescued
+            .fetch_add(taken as u64, Ordering::Relaxed);
+        if taken > 0 {
+            self.wake.work();
+            self.wake.delayed();
+        }
+        taken
+    }
+
     /// Tell a job's handler that the pool took it (for its in-flight count).
     pub(crate) async fn claimed(&self, job: &genq_core::Job) {
         if let Some(h) = self.kinds.get(&job.kind).and_then(|k| k.handler.as_ref()) {

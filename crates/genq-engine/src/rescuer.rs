@@ -8,7 +8,6 @@ use crate::Shared;
 use crate::worker_pool::finish_failed;
 use genq_core::{ErrorClass, Failure};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
 
 const BATCH: u32 = 500;
@@ -44,17 +43,9 @@ pub async fn rescue(shared: &Shared) -> Result<u32, genq_store::StoreError> {
         .map(|job| finish_failed(shared, job, &failure, now, Some(now)))
         .collect();
     let applied = shared.store.finish(finishes.clone()).await?;
-    shared.record_outcomes(&finishes, &applied);
-    let rescued = applied.iter().filter(|a| **a).count();
-    shared.metrics.rescued(rescued as u64);
+    let rescued = shared.rescued(&finishes, &applied);
     if rescued > 0 {
         tracing::info!(rescued, "rescued jobs with expired leases");
-        shared
-            .counters
-            .rescued
-            .fetch_add(rescued as u64, Ordering::Relaxed);
-        shared.wake.work();
-        shared.wake.delayed();
     }
     Ok(expired.len() as u32)
 }

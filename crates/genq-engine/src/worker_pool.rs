@@ -128,16 +128,8 @@ pub(crate) async fn take_back_own_leases(shared: &Arc<Shared>) {
         let n = finishes.len();
         match shared.store.finish(finishes.clone()).await {
             Ok(applied) => {
-                shared.record_outcomes(&finishes, &applied);
-                let taken = applied.iter().filter(|a| **a).count();
-                shared.metrics.rescued(taken as u64);
+                let taken = shared.rescued(&finishes, &applied);
                 tracing::info!(taken, "took back leases from this node's previous run");
-                shared
-                    .counters
-                    .rescued
-                    .fetch_add(taken as u64, std::sync::atomic::Ordering::Relaxed);
-                shared.wake.work();
-                shared.wake.delayed();
                 if n < 500 {
                     return;
                 }

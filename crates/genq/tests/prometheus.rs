@@ -141,8 +141,22 @@ impl Prometheus {
 
     /// Wait until alert `name` with these labels is in state `state`.
     async fn until_alert(&self, name: &str, labels: &[(&str, &str)], state: &str) {
+        self.until_alert_while(name, labels, state, || async {})
+            .await
+    }
+
+    /// Wait until alert `name` with these labels is in state `state`, doing `meanwhile` before
+    /// each look (e.g. making the jobs that should raise it).
+    async fn until_alert_while<F: std::future::Future<Output = ()>>(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        state: &str,
+        mut meanwhile: impl FnMut() -> F,
+    ) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
+            meanwhile().await;
             let alerts = self.api("alerts", &[]).await;
             let found = alerts["data"]["alerts"]
                 .as_array()
@@ -271,26 +285,24 @@ timeout = "1s"
         )
         .await;
     assert_eq!(status, 201);
-    // Jobs that fail, over several scrapes, so that their rate is seen.
+    // Jobs that fail, until the alert fires: their rate is seen across scrapes.
     let failing = json!({"kind": "card.generate", "user_id": "u1", "payload": {"simulate": {"fail": "user_error"}}});
     let retried = json!({"kind": "fast.retry", "user_id": "u1", "payload": {"simulate": {"fail": "temporary", "fail_attempts": 1}}});
-    let until = Instant::now() + Duration::from_secs(4);
-    while Instant::now() < until {
-        s.post("/v1/jobs", failing.clone()).await;
-        s.post("/v1/jobs", retried.clone()).await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
     prometheus
-        .until_alert(
-            "GenqNoUsableProviderKey",
-            &[("provider", "refused")],
+        .until_alert_while(
+            "GenqFailureRate",
+            &[("kind", "card.generate"), ("class", "user_error")],
             "firing",
+            || async {
+                s.post("/v1/jobs", failing.clone()).await;
+                s.post("/v1/jobs", retried.clone()).await;
+            },
         )
         .await;
     prometheus
         .until_alert(
-            "GenqFailureRate",
-            &[("kind", "card.generate"), ("class", "user_error")],
+            "GenqNoUsableProviderKey",
+            &[("provider", "refused")],
             "firing",
         )
         .await;
