@@ -77,7 +77,8 @@ pub struct Worker {
     pub heartbeat: Duration,
     /// Identifies this process's leases across restarts. Default: host name plus database.
     pub node_id: Option<String>,
-    /// Most jobs taken in one claim.
+    /// Most jobs taken in one claim: the worker pool claims ahead of its free slots (see
+    /// genq-engine's `worker_pool`) in claims of up to this many.
     pub claim_batch: u32,
     /// How often an idle worker looks for work it was not woken for (delayed jobs, other
     /// processes' enqueues).
@@ -441,7 +442,7 @@ impl Default for Worker {
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(10),
             node_id: None,
-            claim_batch: 25,
+            claim_batch: 100,
             poll_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
         }

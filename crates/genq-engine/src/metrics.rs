@@ -543,7 +543,7 @@ pub(crate) async fn render(shared: &Shared) -> String {
         &mut r,
         "genq_worker_slots_busy",
         "Worker slots running an attempt now",
-        shared.active.len() as i64,
+        shared.active.running() as i64,
     );
     r.register(
         "genq_build",

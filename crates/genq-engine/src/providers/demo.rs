@@ -124,10 +124,13 @@ impl Handler for DemoProvider {
             .latency_ms
             .map(Duration::from_millis)
             .unwrap_or(self.latency);
-        tokio::select! {
-            _ = tokio::time::sleep(latency) => {}
-            _ = attempt.stop.cancelled() => {
-                return Err(Failure::new(ErrorClass::Canceled, "stopped"));
+        // No timer for no latency: a zero sleep still waits for the timer's next tick (1 ms).
+        if !latency.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(latency) => {}
+                _ = attempt.stop.cancelled() => {
+                    return Err(Failure::new(ErrorClass::Canceled, "stopped"));
+                }
             }
         }
         if let Some(class) = simulate.failure_for(attempt.attempt) {

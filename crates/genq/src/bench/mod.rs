@@ -40,8 +40,8 @@ pub struct BenchArgs {
     /// The deep queue to compare against 1,000 queued jobs (0 skips the comparison).
     #[arg(long, default_value_t = 1_000_000)]
     pub deep: u64,
-    /// Worker slots.
-    #[arg(long, default_value_t = 64)]
+    /// Worker slots (`worker.concurrency`; the default is `genq serve`'s).
+    #[arg(long, default_value_t = 25)]
     pub concurrency: u32,
     /// Repetitions of the end-to-end engine run; the median is reported.
     #[arg(long, default_value_t = 3)]
@@ -107,6 +107,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ),
     }
     let postgres = args.database.is_some();
+    // Printed with every figure the worker pool's size shapes.
+    let c = args.concurrency;
 
     let wants = |section: &str| args.only.is_empty() || args.only.iter().any(|s| s == section);
     let syncs = match (wants("engine"), postgres) {
@@ -131,7 +133,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         };
         println!("engine  enqueue, {mode:<18} (batches of 200)   {enqueue_rate:>10.0} jobs/s");
         println!(
-            "engine  processed end to end, {mode:<18}   {processed_rate:>10.0} jobs/s   target >= {} (median of {})",
+            "engine  processed end to end, {mode:<18}   {processed_rate:>10.0} jobs/s   target >= {} (concurrency {c}, median of {})",
             if postgres { 5000 } else { 10000 },
             all.join(", ")
         );
@@ -145,7 +147,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         let all: Vec<String> = runs.iter().map(|r| format!("{r:.0}")).collect();
         println!(
-            "engine  processed end to end, two engines on one database {:>8.0} jobs/s   (median of {})",
+            "engine  processed end to end, two engines on one database {:>8.0} jobs/s   (concurrency {c} each, median of {})",
             median(runs),
             all.join(", ")
         );
@@ -176,7 +178,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if wants("latency") {
         let (p50, p99) = idle_latency(&dir.join("latency.db"), &args).await?;
         println!(
-            "engine  enqueue -> start, idle                  p50 {p50:>6.2} ms  p99 {p99:>6.2} ms   target p99 <= {} ms",
+            "engine  enqueue -> start, idle                  p50 {p50:>6.2} ms  p99 {p99:>6.2} ms   target p99 <= {} ms (concurrency {c})",
             if postgres { 10 } else { 5 }
         );
     }
@@ -185,7 +187,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let measured = 50_000;
         let shallow = deep_queue(&dir.join("shallow.db"), 1_000, measured, &args).await?;
         let deep = deep_queue(&dir.join("deep.db"), args.deep, measured, &args).await?;
-        println!("engine  processed with      1,000 queued behind       {shallow:>10.0} jobs/s");
+        println!(
+            "engine  processed with      1,000 queued behind       {shallow:>10.0} jobs/s   (concurrency {c})"
+        );
         println!(
             "engine  processed with {:>10} queued behind       {deep:>10.0} jobs/s   ratio {:.2}, target >= 0.80",
             group(args.deep),
@@ -198,7 +202,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!(
             "http    POST /v1/batches, 200 items             p50 {p50:>6.2} ms  p99 {p99:>6.2} ms   target <= 20 ms"
         );
-        println!("http    processed end to end through the API          {http_rate:>10.0} jobs/s");
+        println!(
+            "http    processed end to end through the API          {http_rate:>10.0} jobs/s   (concurrency {c})"
+        );
     }
 
     if !args.no_rss && wants("rss") && !postgres {
@@ -218,7 +224,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             quiet.0
         );
         println!(
-            "prune   processed end to end meanwhile {:>10.0} jobs/s   without {:>8.0} jobs/s   ratio {:.2}",
+            "prune   processed end to end meanwhile {:>10.0} jobs/s   without {:>8.0} jobs/s   ratio {:.2} (concurrency {c})",
             pruning.1,
             quiet.1,
             pruning.1 / quiet.1
@@ -243,7 +249,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         let (on, off) = (median(on), median(off));
         println!(
-            "metrics processed end to end: on {on:>8.0} jobs/s, off {off:>8.0} jobs/s   metrics cost {:+.1}%, target <= 5%",
+            "metrics processed end to end: on {on:>8.0} jobs/s, off {off:>8.0} jobs/s   metrics cost {:+.1}%, target <= 5% (concurrency {c})",
             (off / on - 1.0) * 100.0
         );
         let jobs = if args.deep > 0 { args.deep } else { 1_000_000 };
@@ -280,16 +286,13 @@ fn group(n: u64) -> String {
     out
 }
 
+/// What `genq serve` runs with by default, but for `--concurrency` and `--no-metrics`.
 fn settings(args: &BenchArgs) -> EngineSettings {
     EngineSettings {
         node_id: format!("bench-{}", std::process::id()),
         concurrency: args.concurrency,
-        claim_batch: args.concurrency,
-        lease: Duration::from_secs(30),
-        heartbeat: Duration::from_secs(10),
-        poll_interval: Duration::from_millis(200),
-        shutdown_grace: Duration::from_secs(5),
         metrics: !args.no_metrics,
+        ..EngineSettings::from_config(&Config::default())
     }
 }
 
