@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             users_are_created_on_first_use, limits_are_stored_and_checked,
             enqueue_checks_every_limit_before_writing, credits_are_debited_and_refunded_once,
             admin_retry_debits_again, user_max_running_holds_across_claims,
+            user_counts_hold_while_the_upkeep_runs,
             parked_task_jobs_are_polled_when_due, a_poll_that_dies_is_taken_again,
             a_new_attempt_forgets_the_old_task, parked_jobs_can_be_canceled,
             a_batch_naming_a_job_twice_applies_once,
@@ -1104,6 +1105,48 @@ pub async fn credits_are_debited_and_refunded_once(store: DynStore) {
     // The idempotent job was claimed with the retry and still runs.
     assert_eq!((u.unfinished, u.running), (1, 1));
     let _ = jobs;
+}
+
+/// A user's counts stay exact while claims, finishes and enqueues interleave with the
+/// scheduler's upkeep (`stage_due`, which on PostgreSQL folds the users' count moves).
+pub async fn user_counts_hold_while_the_upkeep_runs(store: DynStore) {
+    store
+        .set_limit(genq_core::limits::BATCH_MAX_QUEUED_PER_USER, 2, t0())
+        .await
+        .unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let upkeep = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                store.stage_due(t0(), 100).await.unwrap();
+            }
+        })
+    };
+    for i in 0..150 {
+        let mut one = new_jobs("u1", 1);
+        one.as_batch = false;
+        // Refused (queue_limit) if the count read under the user's lock were off.
+        store
+            .enqueue(one)
+            .await
+            .unwrap_or_else(|e| panic!("enqueue {i}: {e}"));
+        let u = user(&store, "u1").await;
+        assert_eq!((u.unfinished, u.running), (1, 0), "after enqueue {i}");
+        let job = claim(&store, 1).await.remove(0);
+        let u = user(&store, "u1").await;
+        assert_eq!((u.unfinished, u.running), (1, 1), "after claim {i}");
+        let applied = store
+            .finish(vec![finish(&job, success(), t0())])
+            .await
+            .unwrap();
+        assert_eq!(applied, vec![true]);
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    upkeep.await.unwrap();
+    store.stage_due(t0(), 100).await.unwrap();
+    let u = user(&store, "u1").await;
+    assert_eq!((u.unfinished, u.running), (0, 0));
 }
 
 pub async fn admin_retry_debits_again(store: DynStore) {

@@ -57,11 +57,14 @@ pub(crate) async fn user(c: &mut PgConnection, id: &str) -> Result<Option<User>,
 }
 
 pub(crate) async fn user_locked(c: &mut PgConnection, id: &str) -> Result<Option<User>, PgError> {
-    let row = sqlx::query(sql!("user_get_locked"))
+    let locked = sqlx::query(sql!("user_lock"))
         .bind(id)
-        .fetch_optional(c)
+        .fetch_optional(&mut *c)
         .await?;
-    Ok(row.as_ref().map(user_of).transpose()?)
+    match locked {
+        Some(_) => user(c, id).await,
+        None => Ok(None),
+    }
 }
 
 /// The user's row, locked, created with the defaults (and a grant of the initial credits) on
@@ -231,7 +234,8 @@ impl Counts {
         entry.1 += running;
     }
 
-    /// One statement for every user (rows locked in id order).
+    /// One statement for every user, appended as moves (see migration 0008): no user's row is
+    /// locked.
     pub(crate) async fn apply(self, c: &mut PgConnection) -> Result<(), PgError> {
         let moved: Vec<(String, (i64, i64))> =
             self.0.into_iter().filter(|(_, d)| *d != (0, 0)).collect();
@@ -241,7 +245,7 @@ impl Counts {
         let ids: Vec<&str> = moved.iter().map(|(id, _)| id.as_str()).collect();
         let unfinished: Vec<i64> = moved.iter().map(|(_, d)| d.0).collect();
         let running: Vec<i64> = moved.iter().map(|(_, d)| d.1).collect();
-        sqlx::query(sql!("users_add_counts"))
+        sqlx::query(sql!("user_count_moves_add"))
             .bind(&ids)
             .bind(&unfinished)
             .bind(&running)

@@ -174,6 +174,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "claimable_run_at",
         include_str!("../../migrations/postgres/0007_claimable_run_at.sql"),
     ),
+    (
+        8,
+        "user_count_moves",
+        include_str!("../../migrations/postgres/0008_user_count_moves.sql"),
+    ),
 ];
 
 fn migrator() -> sqlx::migrate::Migrator {
@@ -387,7 +392,11 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
     })
 }
 
-async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgError> {
+/// The claimed jobs, in claim order, and the largest fair tag among them (for the fair clock).
+async fn claim(
+    c: &mut PgConnection,
+    req: &ClaimRequest,
+) -> Result<(Vec<Job>, Option<i64>), PgError> {
     let mut kinds = req.kinds.clone();
     kinds.sort();
     kinds.dedup();
@@ -420,11 +429,15 @@ async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgE
         let mut users: Vec<String> = candidates.iter().map(|c| c.user_id.clone()).collect();
         users.sort();
         users.dedup();
-        let locked = sqlx::query(sql!("users_lock"))
+        sqlx::query(sql!("users_lock"))
+            .bind(&users)
+            .execute(&mut *c)
+            .await?;
+        let counts = sqlx::query(sql!("users_running"))
             .bind(&users)
             .fetch_all(&mut *c)
             .await?;
-        for row in locked {
+        for row in counts {
             running.insert(
                 row.try_get::<String, _>("id")?,
                 row.try_get::<i64, _>("running")?,
@@ -433,7 +446,7 @@ async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgE
     }
     let candidates = crate::rules::choose(candidates, req.max as usize, cap, running);
     let Some(max_tag) = candidates.iter().map(|c| c.tag).max() else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
     let order: std::collections::HashMap<&str, usize> = candidates
         .iter()
@@ -460,11 +473,7 @@ async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgE
     }
     counts.apply(c).await?;
     events::write(c, outbox, req.now).await?;
-    sqlx::query(sql!("fair_clock_advance"))
-        .bind(max_tag)
-        .execute(c)
-        .await?;
-    Ok(claimed)
+    Ok((claimed, Some(max_tag)))
 }
 
 /// The columns of `job_finish_many.sql`, one element per transition.
@@ -568,10 +577,12 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
         applied[i] = true;
         transitions.push(&finishes[i]);
     }
-    // All their users locked at once, in id order, before any is written: a refund of one
-    // user and the counters of another then never take their locks out of order.
+    // The users that get usage back and a refund, locked at once in id order before any is
+    // written, so that two finishes never take their locks out of order. The others' rows are
+    // not touched: their counters move by appending (`Counts`).
     let mut users: Vec<&str> = transitions
         .iter()
+        .filter(|f| crate::rules::gives_back(f.outcome.state()))
         .map(|f| f.owner.user_id.as_str())
         .collect();
     users.sort();
@@ -624,6 +635,27 @@ async fn claim_polls(c: &mut PgConnection, req: &ClaimRequest) -> Result<Polls, 
         jobs,
         next_due: next.map(from_micros),
     })
+}
+
+/// Fold users' count moves into their rows (see migration 0008), for up to 1,000 users.
+async fn fold_count_moves(c: &mut PgConnection) -> Result<(), PgError> {
+    let mut users: Vec<String> = sqlx::query_scalar(sql!("user_count_moves_users"))
+        .bind(1000i64)
+        .fetch_all(&mut *c)
+        .await?;
+    if users.is_empty() {
+        return Ok(());
+    }
+    users.sort();
+    sqlx::query(sql!("users_lock"))
+        .bind(&users)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query(sql!("user_count_moves_fold"))
+        .bind(&users)
+        .execute(c)
+        .await?;
+    Ok(())
 }
 
 async fn stage_due(c: &mut PgConnection, now: i64, limit: u32) -> Result<Staged, PgError> {
@@ -1033,7 +1065,20 @@ impl Store for PgStore {
         if request.max == 0 || request.kinds.is_empty() {
             return Ok(Vec::new());
         }
-        transaction!(self, |c| claim(c, &request))
+        let (claimed, max_tag) = transaction!(self, |c| claim(c, &request))?;
+        // The fair clock moves after the claim commits, in a statement of its own: inside the
+        // claim, every claim of every process would wait on its one row until commit. An
+        // enqueue meanwhile reads the clock a claim behind, which only places a new user's
+        // first job that much earlier.
+        if let Some(tag) = max_tag
+            && let Err(e) = sqlx::query(sql!("fair_clock_advance"))
+                .bind(tag)
+                .execute(&self.pool)
+                .await
+        {
+            tracing::warn!(error = %e, "could not move the fair clock; the next claim will");
+        }
+        Ok(claimed)
     }
 
     async fn heartbeat(
@@ -1115,13 +1160,16 @@ impl Store for PgStore {
     }
 
     async fn stage_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Staged> {
-        transaction!(self, |c| async {
+        let staged = transaction!(self, |c| async {
             let staged = stage_due(c, micros(now), limit).await?;
             if staged.staged > 0 {
                 hint(c, self.notify, "work").await?;
             }
             Ok(staged)
-        })
+        })?;
+        // The scheduler calls this at least every poll interval: the upkeep of the counters.
+        transaction!(self, |c| fold_count_moves(c))?;
+        Ok(staged)
     }
 
     async fn cancel(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job> {

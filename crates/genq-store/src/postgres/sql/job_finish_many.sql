@@ -15,7 +15,7 @@ WITH f AS (
             fair_tag, uses_retry, rate_limit_wait, finished_at, now, ord)
 ),
 held AS (
-    SELECT j.id, f.ord
+    SELECT f.*
     FROM jobs AS j
     JOIN f ON j.id = f.id
     WHERE j.state = 'running'
@@ -24,8 +24,10 @@ held AS (
     ORDER BY j.id
     FOR UPDATE OF j
 ),
+-- Each entry's values ride along (not joined back to f by position: with f a CTE, that join
+-- is a nested loop, quadratic in the batch).
 chosen AS (
-    SELECT DISTINCT ON (id) id, ord FROM held ORDER BY id, ord
+    SELECT DISTINCT ON (id) * FROM held ORDER BY id, ord
 )
 UPDATE jobs AS j
 SET state = f.state,
@@ -43,6 +45,6 @@ SET state = f.state,
     lease_worker = NULL,
     lease_expires_at = NULL,
     updated_at = f.now
-FROM chosen JOIN f ON f.ord = chosen.ord
-WHERE j.id = chosen.id
-RETURNING chosen.ord
+FROM chosen AS f
+WHERE j.id = f.id
+RETURNING f.ord

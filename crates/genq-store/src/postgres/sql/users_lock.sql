@@ -1,2 +1,3 @@
--- Running counts of the users $1, locked in id order (the one lock order every writer uses).
-SELECT id, running FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE
+-- Lock the rows of users $1 in id order (the one lock order every writer uses). Their values
+-- are read after the locks are held (users_running.sql; see user_lock.sql).
+SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE
