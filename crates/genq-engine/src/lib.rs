@@ -455,18 +455,22 @@ impl Engine {
         settings: EngineSettings,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, SetupError> {
-        // Rate budgets and concurrency slots in the database when it keeps them, so that they
-        // hold across processes.
-        let budgets: Arc<dyn providers::pace::Budgets> =
-            match providers::pace::StoreBudgets::new(store.clone()).await {
-                Some(shared) => Arc::new(shared),
-                None => Arc::new(providers::pace::LocalBudgets::default()),
-            };
-        let slots: Arc<dyn providers::slots::Slots> =
-            match providers::slots::StoreSlots::new(store.clone()).await {
-                Some(shared) => Arc::new(shared),
-                None => Arc::new(providers::slots::LocalSlots::default()),
-            };
+        // Rate budgets and concurrency slots in the database when processes coordinate
+        // through it, so that they hold across processes; in memory when this process is the
+        // only one.
+        let (budgets, slots): (
+            Arc<dyn providers::pace::Budgets>,
+            Arc<dyn providers::slots::Slots>,
+        ) = match store.coordination() {
+            Some(shared) => (
+                Arc::new(providers::pace::StoreBudgets::new(shared.clone())),
+                Arc::new(providers::slots::StoreSlots::new(shared)),
+            ),
+            None => (
+                Arc::new(providers::pace::LocalBudgets::default()),
+                Arc::new(providers::slots::LocalSlots::default()),
+            ),
+        };
         let metrics = Arc::new(metrics::Metrics::new(settings.metrics));
         let providers = providers::build(config, budgets, slots, metrics.clone())?;
         // Attempts are also bounded by `job_processing_timeout_seconds`, read at run time.

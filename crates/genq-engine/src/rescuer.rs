@@ -30,7 +30,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 /// Rescue one batch of expired leases; returns how many were found.
 pub async fn rescue(shared: &Shared) -> Result<u32, genq_store::StoreError> {
     let now = shared.clock.now();
-    let expired = shared.store.running_jobs(Some(now), None, BATCH).await?;
+    let expired = shared.store.expired_leases(now, BATCH).await?;
     if expired.is_empty() {
         return Ok(0);
     }

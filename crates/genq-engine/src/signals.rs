@@ -9,8 +9,11 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let Some(coordination) = shared.store.coordination() else {
+        return;
+    };
     loop {
-        let mut hints = match shared.store.listen().await {
+        let mut hints = match coordination.listen().await {
             Ok(Some(rx)) => rx,
             Ok(None) => return,
             Err(e) => {

@@ -14,12 +14,8 @@ async fn two_processes_spend_one_budget() {
     let a: Arc<dyn genq_store::Store> =
         Arc::new(PgStore::connect_with(options.clone(), 2).await.unwrap());
     let b: Arc<dyn genq_store::Store> = Arc::new(PgStore::connect_with(options, 2).await.unwrap());
-    let a = StoreBudgets::new(a)
-        .await
-        .expect("PostgreSQL keeps budgets");
-    let b = StoreBudgets::new(b)
-        .await
-        .expect("PostgreSQL keeps budgets");
+    let a = StoreBudgets::new(a.coordination().expect("PostgreSQL coordinates"));
+    let b = StoreBudgets::new(b.coordination().expect("PostgreSQL coordinates"));
     // 60 a minute: one a second (over SAFETY).
     let bucket = Bucket::new("fake#1/rpm".into(), Some(60)).unwrap();
     let unit = 1.0 / SAFETY;
@@ -56,8 +52,8 @@ async fn two_processes_share_max_concurrent() {
     let a: Arc<dyn genq_store::Store> =
         Arc::new(PgStore::connect_with(options.clone(), 2).await.unwrap());
     let b: Arc<dyn genq_store::Store> = Arc::new(PgStore::connect_with(options, 2).await.unwrap());
-    let a = StoreSlots::new(a).await.expect("PostgreSQL keeps slots");
-    let b = StoreSlots::new(b).await.expect("PostgreSQL keeps slots");
+    let a = StoreSlots::new(a.coordination().expect("PostgreSQL coordinates"));
+    let b = StoreSlots::new(b.coordination().expect("PostgreSQL coordinates"));
     let ttl = Duration::from_secs(60);
     assert!(a.take("video/tasks", "job-1", 2, ttl).await);
     assert!(b.take("video/tasks", "job-2", 2, ttl).await);

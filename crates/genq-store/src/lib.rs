@@ -459,6 +459,37 @@ pub enum BudgetOp {
     Hold(i64),
 }
 
+/// What the processes sharing one database coordinate through it (PostgreSQL): hints, and the
+/// provider rate budgets and concurrency slots they spend together. A store offers it or not
+/// ([`Store::coordination`]); an engine on a store without it is the only process of its
+/// cluster and keeps budgets and slots in memory.
+#[async_trait]
+pub trait Coordination: Send + Sync {
+    /// Hints from other processes sharing the database, for as long as the store lives; `None`
+    /// if hints are turned off for this store.
+    async fn listen(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>>;
+
+    /// Move a provider rate budget that every process spends; for a reservation, how long
+    /// until its turn.
+    async fn budget(&self, name: &str, op: BudgetOp) -> Result<std::time::Duration>;
+
+    /// Take (or renew) one of `max` slots of `name` for `holder`, for `ttl` unless freed
+    /// sooner: a provider's `max_concurrent` held across processes. Whether it was taken.
+    async fn take_slot(
+        &self,
+        name: &str,
+        holder: &str,
+        max: u32,
+        ttl: std::time::Duration,
+    ) -> Result<bool>;
+
+    /// Give back a slot taken with [`Coordination::take_slot`].
+    async fn free_slot(&self, name: &str, holder: &str) -> Result<()>;
+
+    /// How many slots of `name` are held.
+    async fn slots_in_use(&self, name: &str) -> Result<u32>;
+}
+
 /// The storage interface: verbs named for what they do to jobs.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -471,39 +502,10 @@ pub trait Store: Send + Sync + 'static {
     /// The schema's migrations and the database's clock (`genq doctor`).
     async fn schema(&self) -> Result<SchemaStatus>;
 
-    /// Hints from other processes sharing the database, for as long as the store lives; `None`
-    /// if the backend has no such channel (SQLite: one process serves the database).
-    async fn listen(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>> {
-        Ok(None)
-    }
-
-    /// Move a provider rate budget that every process sharing the database spends; `None` if
-    /// the backend keeps none (SQLite: one process serves the database and paces in memory).
-    async fn budget(&self, _name: &str, _op: BudgetOp) -> Result<Option<std::time::Duration>> {
-        Ok(None)
-    }
-
-    /// Take (or renew) one of `max` slots of `name` for `holder`, for `ttl` unless freed
-    /// sooner: a provider's `max_concurrent` held by every process sharing the database.
-    /// `None` if the backend keeps no slots (SQLite: one process, which counts in memory).
-    async fn take_slot(
-        &self,
-        _name: &str,
-        _holder: &str,
-        _max: u32,
-        _ttl: std::time::Duration,
-    ) -> Result<Option<bool>> {
-        Ok(None)
-    }
-
-    /// Give back a slot taken with [`Store::take_slot`].
-    async fn free_slot(&self, _name: &str, _holder: &str) -> Result<()> {
-        Ok(())
-    }
-
-    /// How many slots of `name` are held (`None`: see [`Store::take_slot`]).
-    async fn slots_in_use(&self, _name: &str) -> Result<Option<u32>> {
-        Ok(None)
+    /// How processes sharing this database coordinate through it; `None` for a database one
+    /// process serves (SQLite), which keeps its budgets and slots in memory.
+    fn coordination(&self) -> Option<std::sync::Arc<dyn Coordination>> {
+        None
     }
 
     /// Hold `node_id` for as long as the returned guard lives, if no other live process holds
@@ -536,15 +538,14 @@ pub trait Store: Send + Sync + 'static {
     /// lease (the attempt number stays), oldest due first; and when the next poll falls due.
     async fn claim_polls(&self, request: ClaimRequest) -> Result<Polls>;
 
-    /// Running jobs whose lease expired before `now`, or (with `node_id`) every running job
-    /// leased by that node. Parked task jobs are not among them: they are never stuck, only
+    /// Up to `limit` running jobs whose lease expired before `before`, soonest expired first
+    /// (the rescuer's). Parked task jobs are not among them: they are never stuck, only
     /// waiting for their next poll.
-    async fn running_jobs(
-        &self,
-        expired_before: Option<DateTime<Utc>>,
-        node_id: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<Job>>;
+    async fn expired_leases(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Job>>;
+
+    /// Up to `limit` running jobs leased by `node_id` (not parked task jobs): what a process
+    /// restarted under that node id takes back.
+    async fn node_leases(&self, node_id: &str, limit: u32) -> Result<Vec<Job>>;
 
     /// Make due delayed and retrying jobs claimable.
     async fn stage_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Staged>;
@@ -552,8 +553,9 @@ pub trait Store: Send + Sync + 'static {
     /// Cancel a job that is not finished. `Conflict` if it is.
     async fn cancel(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job>;
 
-    /// Re-queue a `failed` or `canceled` job with a fresh retry budget. `Conflict` otherwise.
-    async fn retry(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job>;
+    /// An operator's retry: re-queue a `failed` or `canceled` job with a fresh retry budget
+    /// (and a new debit). `Conflict` otherwise.
+    async fn admin_retry(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job>;
 
     async fn job(&self, job_id: &str) -> Result<Job>;
 

@@ -51,7 +51,13 @@ mod postgres_only {
         let options = fresh_options().await;
         let listener = PgStore::connect_with(options.clone(), 2).await.unwrap();
         let writer = PgStore::connect_with(options, 2).await.unwrap();
-        let mut hints = listener.listen().await.unwrap().expect("PostgreSQL hints");
+        let mut hints = listener
+            .coordination()
+            .expect("PostgreSQL coordinates")
+            .listen()
+            .await
+            .unwrap()
+            .expect("PostgreSQL hints");
         let job = writer.enqueue(one_job("u1")).await.unwrap().jobs.remove(0);
         expect(&mut hints, Signal::Work).await;
         let mut later = one_job("u1");
@@ -67,6 +73,7 @@ mod postgres_only {
         expect(&mut hints, Signal::Canceled(job.id.clone())).await;
 
         let quiet = fresh_store().await.without_notify();
+        let quiet = quiet.coordination().expect("PostgreSQL coordinates");
         assert!(quiet.listen().await.unwrap().is_none());
     }
 }

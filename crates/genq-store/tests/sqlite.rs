@@ -9,3 +9,11 @@ fn fresh() -> Arc<SqliteStore> {
 }
 
 conformance_tests!(fresh());
+
+/// One process serves a SQLite database: there is nothing to coordinate with, and an engine
+/// keeps its budgets and slots in memory.
+#[test]
+fn sqlite_offers_no_coordination() {
+    use genq_store::Store;
+    assert!(fresh().coordination().is_none());
+}

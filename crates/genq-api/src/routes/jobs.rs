@@ -342,7 +342,7 @@ pub async fn retry(
     PathId(id): PathId,
 ) -> ApiResult<Json<JobView>> {
     caller.require_admin()?;
-    let job = state.store.retry(&id, state.clock.now()).await?;
+    let job = state.store.admin_retry(&id, state.clock.now()).await?;
     state.engine.metrics().retried_by_admin(&job);
     state.engine.wake().work();
     Ok(Json(JobView::new(job, visibility(&state, &caller))))

@@ -101,21 +101,17 @@ impl Budgets for LocalBudgets {
 /// Budgets in the database, spent by every process that shares it (PostgreSQL), on the
 /// database's clock.
 pub struct StoreBudgets {
-    store: std::sync::Arc<dyn genq_store::Store>,
+    shared: std::sync::Arc<dyn genq_store::Coordination>,
 }
 
 impl StoreBudgets {
-    /// `None` if the store keeps no budgets (SQLite).
-    pub async fn new(store: std::sync::Arc<dyn genq_store::Store>) -> Option<StoreBudgets> {
-        let probe = store
-            .budget("genq/probe", genq_store::BudgetOp::Adjust(0))
-            .await;
-        matches!(probe, Ok(Some(_))).then_some(StoreBudgets { store })
+    pub fn new(shared: std::sync::Arc<dyn genq_store::Coordination>) -> StoreBudgets {
+        StoreBudgets { shared }
     }
 
     async fn run(&self, bucket: &Bucket, op: genq_store::BudgetOp) -> Duration {
-        match self.store.budget(&bucket.name, op).await {
-            Ok(wait) => wait.unwrap_or_default(),
+        match self.shared.budget(&bucket.name, op).await {
+            Ok(wait) => wait,
             Err(e) => {
                 // Without the shared budget, holding back is safer than a burst of 429s.
                 tracing::warn!(error = %e, bucket = %bucket.name, "rate budget unavailable");

@@ -116,22 +116,20 @@ impl Slots for LocalSlots {
 
 /// Slots in the database, shared by every process that uses it.
 pub struct StoreSlots {
-    store: Arc<dyn genq_store::Store>,
+    shared: Arc<dyn genq_store::Coordination>,
 }
 
 impl StoreSlots {
-    /// `None` if the store keeps no slots (SQLite).
-    pub async fn new(store: Arc<dyn genq_store::Store>) -> Option<StoreSlots> {
-        matches!(store.slots_in_use("genq/probe").await, Ok(Some(_)))
-            .then_some(StoreSlots { store })
+    pub fn new(shared: Arc<dyn genq_store::Coordination>) -> StoreSlots {
+        StoreSlots { shared }
     }
 }
 
 #[async_trait]
 impl Slots for StoreSlots {
     async fn take(&self, name: &str, holder: &str, max: u32, ttl: Duration) -> bool {
-        match self.store.take_slot(name, holder, max, ttl).await {
-            Ok(taken) => taken.unwrap_or(false),
+        match self.shared.take_slot(name, holder, max, ttl).await {
+            Ok(taken) => taken,
             Err(e) => {
                 tracing::warn!(error = %e, slots = %name, "concurrency slots unavailable");
                 false
@@ -140,15 +138,15 @@ impl Slots for StoreSlots {
     }
 
     async fn free(&self, name: &str, holder: &str) {
-        if let Err(e) = self.store.free_slot(name, holder).await {
+        if let Err(e) = self.shared.free_slot(name, holder).await {
             // The slot expires by itself.
             tracing::warn!(error = %e, slots = %name, "could not give back a slot");
         }
     }
 
     async fn in_use(&self, name: &str) -> usize {
-        match self.store.slots_in_use(name).await {
-            Ok(n) => n.unwrap_or(0) as usize,
+        match self.shared.slots_in_use(name).await {
+            Ok(n) => n as usize,
             // Unknown: as if full, so nothing new starts.
             Err(_) => usize::MAX,
         }

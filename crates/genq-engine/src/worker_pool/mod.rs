@@ -204,7 +204,7 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
 pub(crate) async fn take_back_own_leases(shared: &Arc<Shared>) {
     let node = shared.settings.node_id.clone();
     loop {
-        let jobs = match shared.store.running_jobs(None, Some(&node), 500).await {
+        let jobs = match shared.store.node_leases(&node, 500).await {
             Ok(jobs) => jobs,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read this node's old leases");

@@ -109,7 +109,7 @@ pub async fn started_is_told_once_whatever_restarts_the_job(store: DynStore) {
         )])
         .await
         .unwrap();
-    store.retry(&running.id, later).await.unwrap();
+    store.admin_retry(&running.id, later).await.unwrap();
     let again = store.claim(claim_req(1, later)).await.unwrap().remove(0);
     store
         .finish(vec![finish(&again, success(), later)])
@@ -162,7 +162,7 @@ pub async fn a_batch_completes_once(store: DynStore) {
         (Some(batch_id.as_str()), None)
     );
     // Re-run and finished again: it stays completed, told once.
-    store.retry(&running[2].id, t0()).await.unwrap();
+    store.admin_retry(&running[2].id, t0()).await.unwrap();
     let again = claim(&store, 1).await.remove(0);
     store
         .finish(vec![finish(&again, success(), t0())])

@@ -313,7 +313,7 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
                     continue;
                 };
                 let id = id.clone();
-                let result = store.retry(&id, now).await;
+                let result = store.admin_retry(&id, now).await;
                 let balance = credits[&m.user];
                 if m.state.is_admin_retryable() && balance < 1 {
                     assert!(
@@ -355,7 +355,7 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
                 now += Duration::seconds(seconds as i64);
                 store.stage_due(now, 10_000).await.unwrap();
                 // The rescuer: expired leases go back to retrying, fenced.
-                let expired = store.running_jobs(Some(now), None, 10_000).await.unwrap();
+                let expired = store.expired_leases(now, 10_000).await.unwrap();
                 let expected: Vec<&String> = jobs
                     .iter()
                     .filter(|(_, m)| m.state == JobState::Running && m.lease_until.unwrap() < now)

@@ -37,7 +37,7 @@ macro_rules! conformance_tests {
             delayed_jobs_wait_until_staged, finish_is_fenced_by_lease, retry_waits_and_counts,
             due_retry_is_claimable_at_once, heartbeat_renews_and_reports_lost_leases,
             cancel_from_every_state, admin_retry_requeues_with_a_fresh_budget,
-            rescuer_fence_loses_to_a_heartbeat, running_jobs_by_node,
+            rescuer_fence_loses_to_a_heartbeat, node_leases_are_the_nodes_running_jobs,
             pages_never_repeat_or_skip_while_jobs_arrive, pages_stop_at_a_byte_budget, list_filters, stats_count_states,
             concurrent_claimers_never_share_a_job, a_node_id_is_held_by_one_process,
             users_are_created_on_first_use, limits_are_stored_and_checked,
@@ -563,16 +563,16 @@ pub async fn admin_retry_requeues_with_a_fresh_budget(store: DynStore) {
         ])
         .await
         .unwrap();
-    let requeued = store.retry(&jobs[0].id, now).await.unwrap();
+    let requeued = store.admin_retry(&jobs[0].id, now).await.unwrap();
     assert_eq!(requeued.state, JobState::Queued);
     assert_eq!((requeued.retries_used, requeued.rate_limit_waits), (0, 0));
     assert!(requeued.error.is_none() && requeued.finished_at.is_none());
     assert!(matches!(
-        store.retry(&jobs[1].id, now).await,
+        store.admin_retry(&jobs[1].id, now).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.retry("missing", now).await,
+        store.admin_retry("missing", now).await,
         Err(StoreError::NotFound)
     ));
     let again = claim(&store, 5).await;
@@ -584,10 +584,7 @@ pub async fn rescuer_fence_loses_to_a_heartbeat(store: DynStore) {
     store.enqueue(new_jobs("u1", 2)).await.unwrap();
     let jobs = claim(&store, 2).await;
     let after_expiry = t0() + Duration::seconds(31);
-    let expired = store
-        .running_jobs(Some(after_expiry), None, 10)
-        .await
-        .unwrap();
+    let expired = store.expired_leases(after_expiry, 10).await.unwrap();
     assert_eq!(expired.len(), 2);
     // One worker renews just before the rescuer acts on what it read.
     store
@@ -625,20 +622,20 @@ pub async fn rescuer_fence_loses_to_a_heartbeat(store: DynStore) {
     );
     assert!(
         store
-            .running_jobs(Some(after_expiry), None, 10)
+            .expired_leases(after_expiry, 10)
             .await
             .unwrap()
             .is_empty()
     );
 }
 
-pub async fn running_jobs_by_node(store: DynStore) {
+pub async fn node_leases_are_the_nodes_running_jobs(store: DynStore) {
     store.enqueue(new_jobs("u1", 3)).await.unwrap();
     claim(&store, 2).await;
     let mut other = claim_req(1, t0());
     other.node_id = "node-b".into();
     store.claim(other).await.unwrap();
-    let mine = store.running_jobs(None, Some("node-a"), 10).await.unwrap();
+    let mine = store.node_leases("node-a", 10).await.unwrap();
     assert_eq!(mine.len(), 2);
     assert!(
         mine.iter()
@@ -1156,7 +1153,7 @@ pub async fn admin_retry_debits_again(store: DynStore) {
     let id = store.enqueue(req).await.unwrap().jobs[0].id.clone();
     store.cancel(&id, t0()).await.unwrap();
     assert_eq!(user(&store, "u1").await.credits, 1);
-    store.retry(&id, t0()).await.unwrap();
+    store.admin_retry(&id, t0()).await.unwrap();
     let u = user(&store, "u1").await;
     assert_eq!((u.credits, u.unfinished), (0, 1));
     store.cancel(&id, t0()).await.unwrap();
@@ -1167,7 +1164,7 @@ pub async fn admin_retry_debits_again(store: DynStore) {
     );
     store.add_credits("u1", -1, "spent", &ctx()).await.unwrap();
     assert!(matches!(
-        store.retry(&id, t0()).await,
+        store.admin_retry(&id, t0()).await,
         Err(StoreError::Rejected(
             crate::Rejection::InsufficientCredits {
                 needed: 1,
@@ -1236,20 +1233,8 @@ pub async fn parked_task_jobs_are_polled_when_due(store: DynStore) {
 
     // Not stuck: neither the rescuer nor a restarted node takes it.
     let late = t0() + Duration::hours(1);
-    assert!(
-        store
-            .running_jobs(Some(late), None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .running_jobs(None, Some("node-a"), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.expired_leases(late, 10).await.unwrap().is_empty());
+    assert!(store.node_leases("node-a", 10).await.unwrap().is_empty());
     // Nor does a claim of new work.
     assert!(store.claim(claim_req(5, late)).await.unwrap().is_empty());
 

@@ -22,9 +22,10 @@ use crate::Prune;
 use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
-    BudgetOp, ClaimRequest, Delivery, DeliveryFilter, DeliveryOutcome, Enqueued, EventFilter,
-    Finish, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection, Result,
-    ScheduleState, Signal, SlotRun, Staged, Stats, Store, StoreError, UserCtx, WebhookStatus,
+    BudgetOp, ClaimRequest, Coordination, Delivery, DeliveryFilter, DeliveryOutcome, Enqueued,
+    EventFilter, Finish, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection,
+    Result, ScheduleState, Signal, SlotRun, Staged, Stats, Store, StoreError, UserCtx,
+    WebhookStatus,
 };
 use accounts::Counts;
 use async_trait::async_trait;
@@ -34,6 +35,7 @@ use rows::{PgError, db_error, from_micros, micros};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 macro_rules! sql {
@@ -71,6 +73,7 @@ macro_rules! transaction {
     }};
 }
 
+#[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
     options: PgConnectOptions,
@@ -901,38 +904,10 @@ async fn user_on(c: &mut PgConnection, id: &str, day: &str) -> Result<User, PgEr
 /// releases it when that connection ends, so a process that dies frees its node id at once.
 struct NodeSession(#[allow(dead_code)] PgConnection);
 
+/// Every process sharing the database coordinates through it: hints by LISTEN/NOTIFY, rate
+/// budgets and concurrency slots in tables every process moves.
 #[async_trait]
-impl Store for PgStore {
-    async fn migrate(&self) -> Result<()> {
-        // sqlx's migrator takes an advisory lock: processes starting together apply each
-        // migration once.
-        migrator()
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("migrations: {e}")))
-    }
-
-    async fn schema(&self) -> Result<crate::SchemaStatus> {
-        let (applied, micros): (i64, i64) = sqlx::query_as(sql!("schema_status"))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(crate::SchemaStatus {
-            applied: applied as u32,
-            known: MIGRATIONS.len() as u32,
-            server_time: Some(rows::from_micros(micros)),
-        })
-    }
-
-    async fn ping(&self) -> Result<()> {
-        // Readiness answers fast: a database that does not answer within a second is down.
-        let probe = sqlx::query("SELECT 1").execute(&self.pool);
-        match tokio::time::timeout(Duration::from_secs(1), probe).await {
-            Ok(done) => done.map(|_| ()).map_err(db_error),
-            Err(_) => Err(StoreError::Unavailable("no answer within 1s".into())),
-        }
-    }
-
+impl Coordination for PgStore {
     /// LISTEN on a connection of its own. sqlx's listener reconnects by itself after the
     /// connection drops; hints sent meanwhile are lost, so a reconnect is reported as `Resync`.
     async fn listen(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>> {
@@ -972,22 +947,7 @@ impl Store for PgStore {
         Ok(Some(rx))
     }
 
-    async fn lock_node(&self, node_id: &str) -> Result<Option<NodeLock>> {
-        let mut conn = PgConnection::connect_with(&self.options)
-            .await
-            .map_err(db_error)?;
-        // The schema is part of the key: deployments sharing one database stay apart.
-        let held: bool = sqlx::query_scalar(
-            "SELECT pg_try_advisory_lock(hashtextextended('genq node ' || current_schema() || ' ' || $1, 0))",
-        )
-            .bind(node_id)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(db_error)?;
-        Ok(held.then(|| NodeLock::new(tokio::sync::Mutex::new(NodeSession(conn)))))
-    }
-
-    async fn budget(&self, name: &str, op: BudgetOp) -> Result<Option<Duration>> {
+    async fn budget(&self, name: &str, op: BudgetOp) -> Result<Duration> {
         let (what, us) = match op {
             BudgetOp::Reserve(us) => ("reserve", us),
             BudgetOp::Adjust(us) => ("adjust", us),
@@ -1000,19 +960,13 @@ impl Store for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(db_error)?;
-        Ok(Some(match op {
+        Ok(match op {
             BudgetOp::Reserve(_) => Duration::from_micros(wait.max(0) as u64),
             _ => Duration::ZERO,
-        }))
+        })
     }
 
-    async fn take_slot(
-        &self,
-        name: &str,
-        holder: &str,
-        max: u32,
-        ttl: Duration,
-    ) -> Result<Option<bool>> {
+    async fn take_slot(&self, name: &str, holder: &str, max: u32, ttl: Duration) -> Result<bool> {
         let ttl_us = ttl.as_micros().min(i64::MAX as u128) as i64;
         let taken = transaction!(self, |c| async {
             sqlx::query(sql!("slot_lock"))
@@ -1028,7 +982,7 @@ impl Store for PgStore {
                 .await?;
             Ok::<_, PgError>(taken.is_some())
         })?;
-        Ok(Some(taken))
+        Ok(taken)
     }
 
     async fn free_slot(&self, name: &str, holder: &str) -> Result<()> {
@@ -1041,13 +995,65 @@ impl Store for PgStore {
             .map_err(db_error)
     }
 
-    async fn slots_in_use(&self, name: &str) -> Result<Option<u32>> {
+    async fn slots_in_use(&self, name: &str) -> Result<u32> {
         let n: i64 = sqlx::query_scalar(sql!("slots_in_use"))
             .bind(name)
             .fetch_one(&self.pool)
             .await
             .map_err(db_error)?;
-        Ok(Some(n as u32))
+        Ok(n as u32)
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> Result<()> {
+        // sqlx's migrator takes an advisory lock: processes starting together apply each
+        // migration once.
+        migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migrations: {e}")))
+    }
+
+    async fn schema(&self) -> Result<crate::SchemaStatus> {
+        let (applied, micros): (i64, i64) = sqlx::query_as(sql!("schema_status"))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(crate::SchemaStatus {
+            applied: applied as u32,
+            known: MIGRATIONS.len() as u32,
+            server_time: Some(rows::from_micros(micros)),
+        })
+    }
+
+    async fn ping(&self) -> Result<()> {
+        // Readiness answers fast: a database that does not answer within a second is down.
+        let probe = sqlx::query("SELECT 1").execute(&self.pool);
+        match tokio::time::timeout(Duration::from_secs(1), probe).await {
+            Ok(done) => done.map(|_| ()).map_err(db_error),
+            Err(_) => Err(StoreError::Unavailable("no answer within 1s".into())),
+        }
+    }
+
+    async fn lock_node(&self, node_id: &str) -> Result<Option<NodeLock>> {
+        let mut conn = PgConnection::connect_with(&self.options)
+            .await
+            .map_err(db_error)?;
+        // The schema is part of the key: deployments sharing one database stay apart.
+        let held: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_lock(hashtextextended('genq node ' || current_schema() || ' ' || $1, 0))",
+        )
+            .bind(node_id)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(held.then(|| NodeLock::new(tokio::sync::Mutex::new(NodeSession(conn)))))
+    }
+
+    fn coordination(&self) -> Option<Arc<dyn Coordination>> {
+        Some(Arc::new(self.clone()))
     }
 
     async fn enqueue(&self, jobs: NewJobs) -> Result<Enqueued> {
@@ -1139,14 +1145,22 @@ impl Store for PgStore {
         transaction!(self, |c| claim_polls(c, &request))
     }
 
-    async fn running_jobs(
-        &self,
-        expired_before: Option<DateTime<Utc>>,
-        node_id: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<Job>> {
-        let found = sqlx::query(sql!("job_running"))
-            .bind(expired_before.map(micros))
+    async fn expired_leases(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Job>> {
+        let found = sqlx::query(sql!("job_leases_expired"))
+            .bind(micros(before))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found
+            .iter()
+            .map(rows::job)
+            .collect::<Result<_, _>>()
+            .map_err(db_error)
+    }
+
+    async fn node_leases(&self, node_id: &str, limit: u32) -> Result<Vec<Job>> {
+        let found = sqlx::query(sql!("job_leases_of_node"))
             .bind(node_id)
             .bind(limit as i64)
             .fetch_all(&self.pool)
@@ -1180,7 +1194,7 @@ impl Store for PgStore {
         })
     }
 
-    async fn retry(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job> {
+    async fn admin_retry(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job> {
         transaction!(self, |c| async {
             let job = admin_retry(c, job_id, now).await?;
             hint(c, self.notify, "work").await?;

@@ -943,21 +943,28 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn running_jobs(
-        &self,
-        expired_before: Option<DateTime<Utc>>,
-        node_id: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<Job>> {
-        let node_id = node_id.map(str::to_string);
+    async fn expired_leases(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Job>> {
         self.read(move |conn| {
-            conn.prepare_cached(sql!("job_running"))
+            conn.prepare_cached(sql!("job_leases_expired"))
                 .and_then(|mut s| {
                     s.query_map(
-                        named_params! {
-                            ":expired_before": expired_before.map(micros),
-                            ":node_id": node_id, ":limit": limit,
-                        },
+                        named_params! { ":before": micros(before), ":limit": limit },
+                        rows::job,
+                    )?
+                    .collect()
+                })
+                .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn node_leases(&self, node_id: &str, limit: u32) -> Result<Vec<Job>> {
+        let node_id = node_id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(sql!("job_leases_of_node"))
+                .and_then(|mut s| {
+                    s.query_map(
+                        named_params! { ":node_id": node_id, ":limit": limit },
                         rows::job,
                     )?
                     .collect()
@@ -978,7 +985,7 @@ impl Store for SqliteStore {
         self.writer.write(move |conn| cancel(conn, &id, now)).await
     }
 
-    async fn retry(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job> {
+    async fn admin_retry(&self, job_id: &str, now: DateTime<Utc>) -> Result<Job> {
         let id = job_id.to_string();
         self.writer
             .write(move |conn| admin_retry(conn, &id, now))
