@@ -32,6 +32,8 @@ pub use stats::{KeyStats, Stats};
 pub struct FakeConfig {
     /// Accepted API keys; an empty list accepts any bearer token.
     pub keys: Vec<String>,
+    /// Keys whose account is out of credit: every request with one is answered 402.
+    pub out_of_credit: Vec<String>,
     pub requests_per_minute: Option<u32>,
     pub tokens_per_minute: Option<u32>,
     pub max_concurrent: Option<u32>,
@@ -43,6 +45,7 @@ impl Default for FakeConfig {
     fn default() -> Self {
         FakeConfig {
             keys: Vec::new(),
+            out_of_credit: Vec::new(),
             requests_per_minute: None,
             tokens_per_minute: None,
             max_concurrent: None,

@@ -74,6 +74,17 @@ fn caller(state: &State, headers: &HeaderMap) -> Result<Caller, Refused> {
             "incorrect API key provided",
         ));
     }
+    if state.config.out_of_credit.contains(&key) {
+        state
+            .stats
+            .lock()
+            .unwrap()
+            .record(&key, job.as_deref(), |s| {
+                s.requests += 1;
+                s.errors += 1;
+            });
+        return Err(failure(ErrorClass::Billing));
+    }
     let attempt = header_text(headers, "x-genq-attempt")
         .and_then(|a| a.parse().ok())
         .unwrap_or(1);

@@ -94,6 +94,9 @@ pub struct FakeProviderArgs {
     /// Accepted API keys, comma-separated; none accepts any key.
     #[arg(long, value_delimiter = ',')]
     pub keys: Vec<String>,
+    /// Keys out of credit, comma-separated: every request with one is answered 402.
+    #[arg(long, value_delimiter = ',')]
+    pub out_of_credit: Vec<String>,
     /// Requests per minute per key.
     #[arg(long)]
     pub rpm: Option<u32>,
@@ -340,6 +343,7 @@ async fn fake_provider(a: FakeProviderArgs) -> anyhow::Result<()> {
     use anyhow::Context;
     let config = genq_fake_provider::FakeConfig {
         keys: a.keys,
+        out_of_credit: a.out_of_credit,
         requests_per_minute: a.rpm,
         tokens_per_minute: a.tpm,
         max_concurrent: a.max_concurrent,

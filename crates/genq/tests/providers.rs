@@ -49,22 +49,27 @@ async fn http_jobs_succeed_and_each_class_does_what_the_spec_says() {
     let fake_url = fake(fake_config(&["sk-secret-one", "sk-secret-two"], None)).await;
     let s = TestServer::start(with_http_provider(&fake_url)).await;
     let mut ids = Vec::new();
-    for _ in 0..4 {
-        let (status, j) = s.post("/v1/jobs", chat(json!({}))).await;
-        assert_eq!(status, 201, "{j}");
-        ids.push(j["id"].as_str().unwrap().to_string());
-    }
-    for id in &ids {
-        let done = s.until_state(id, "succeeded").await;
-        assert_eq!(done["result"]["object"], "chat.completion");
-        assert!(done["result"]["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    // Two first: each new key carries one request until it has answered OK; then four.
+    for n in [2, 4] {
+        let mut wave = Vec::new();
+        for _ in 0..n {
+            let (status, j) = s.post("/v1/jobs", chat(json!({}))).await;
+            assert_eq!(status, 201, "{j}");
+            wave.push(j["id"].as_str().unwrap().to_string());
+        }
+        for id in &wave {
+            let done = s.until_state(id, "succeeded").await;
+            assert_eq!(done["result"]["object"], "chat.completion");
+            assert!(done["result"]["usage"]["total_tokens"].as_u64().unwrap() > 0);
+        }
+        ids.extend(wave);
     }
     let stats = fake_stats(&fake_url).await;
     assert_eq!(
-        stats.keys["sk-secret-one"].requests, 2,
+        stats.keys["sk-secret-one"].requests, 3,
         "keys are used round-robin"
     );
-    assert_eq!(stats.keys["sk-secret-two"].requests, 2);
+    assert_eq!(stats.keys["sk-secret-two"].requests, 3);
     for id in &ids {
         assert_eq!(
             stats.jobs[id].requests, 1,

@@ -2,10 +2,14 @@
 //! `Retry-After`; a `billing` failure disables it for `key_disable_seconds` or until an admin
 //! enables it. A key is named by its label (`openrouter#2`) everywhere; its secret appears only
 //! in the `Authorization` header.
+//!
+//! A key that has not answered OK yet (new, enabled again, or back from cooling) is on
+//! probation: it carries one request at a time until one is answered OK, so a key that turns
+//! out to be out of credit costs one request, not one per slot.
 
 use serde::Serialize;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
@@ -19,6 +23,42 @@ pub struct Key {
     pub requests: AtomicU64,
     pub rate_limited: AtomicU64,
     pub errors: AtomicU64,
+    /// Answered OK since it was last new, cooled, disabled or enabled.
+    proven: AtomicBool,
+    /// Its one request on probation is in flight.
+    probing: AtomicBool,
+}
+
+/// A key picked for one request; on probation, the key's one request. Dropping it ends the
+/// request ([`Picked::answered_ok`] first if it was answered OK).
+pub struct Picked<'a> {
+    pub key: &'a Key,
+    pool: &'a KeyPool,
+    probe: bool,
+}
+
+impl Picked<'_> {
+    pub fn answered_ok(&self) {
+        self.key.proven.store(true, Relaxed);
+    }
+}
+
+impl Drop for Picked<'_> {
+    fn drop(&mut self) {
+        if self.probe {
+            self.key.probing.store(false, Relaxed);
+            self.pool.probe_ended.notify_waiters();
+        }
+    }
+}
+
+/// Why no key can take a request now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoKey {
+    /// None is usable (cooling or disabled) for this long at least.
+    Unusable(Duration, String),
+    /// Usable keys are all on probation with their one request in flight.
+    Probing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,6 +73,8 @@ pub struct KeyPool {
     keys: Vec<Key>,
     next: AtomicUsize,
     disable_for: Duration,
+    /// A request on probation ended: a key may be free to pick.
+    probe_ended: tokio::sync::Notify,
 }
 
 /// A key as `GET /v1/admin/providers` shows it.
@@ -62,16 +104,60 @@ impl KeyPool {
                     requests: AtomicU64::new(0),
                     rate_limited: AtomicU64::new(0),
                     errors: AtomicU64::new(0),
+                    proven: AtomicBool::new(false),
+                    probing: AtomicBool::new(false),
                 })
                 .collect(),
             next: AtomicUsize::new(0),
             disable_for,
+            probe_ended: tokio::sync::Notify::new(),
         }
     }
 
-    /// The next usable key, round-robin; or, when none is, how long until one may be and why.
-    pub fn pick(&self) -> Result<&Key, (Duration, String)> {
-        self.first_usable(self.next.fetch_add(1, Relaxed))
+    /// The next usable key, round-robin over the usable ones (a skipped key's turn goes to
+    /// the next, not always to the same neighbour), skipping a key on probation whose one
+    /// request is in flight.
+    pub fn pick(&self) -> Result<Picked<'_>, NoKey> {
+        let n = self.keys.len();
+        let start = self.next.fetch_add(1, Relaxed);
+        let now = Instant::now();
+        let mut probing = false;
+        for i in 0..n {
+            let index = (start + i) % n;
+            let key = &self.keys[index];
+            if key.usable_at(now).is_some() {
+                continue;
+            }
+            let probe = !key.proven.load(Relaxed);
+            if probe && key.probing.swap(true, Relaxed) {
+                probing = true;
+                continue;
+            }
+            if i > 0 {
+                self.next.store(index + 1, Relaxed);
+            }
+            return Ok(Picked {
+                key,
+                pool: self,
+                probe,
+            });
+        }
+        if probing {
+            return Err(NoKey::Probing);
+        }
+        let (wait, why) = self
+            .first_usable(start)
+            .err()
+            .unwrap_or((Duration::ZERO, String::new()));
+        Err(NoKey::Unusable(wait, why))
+    }
+
+    /// Ready when a request on probation ends after this call; make it before a [`pick`] that
+    /// may find every key probing, so that an end in between is not missed.
+    ///
+    /// [`pick`]: KeyPool::pick
+    pub fn probe_ended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.probe_ended.notified()
     }
 
     /// The first usable key from position `start` on; or how long until one may be, and why.
@@ -106,10 +192,12 @@ impl KeyPool {
             KeyState::Cooling(t) if t >= until => {}
             _ => *state = KeyState::Cooling(until),
         }
+        key.proven.store(false, Relaxed);
     }
 
     pub fn disable(&self, key: &Key) {
         *key.state.lock().unwrap() = KeyState::Disabled(Instant::now() + self.disable_for);
+        key.proven.store(false, Relaxed);
         tracing::warn!(provider = %self.provider, key = %key.label, "key disabled after a billing failure");
     }
 
@@ -119,6 +207,7 @@ impl KeyPool {
             return false;
         };
         *key.state.lock().unwrap() = KeyState::Ok;
+        key.proven.store(false, Relaxed);
         tracing::info!(provider = %self.provider, key = %label, "key enabled by an admin");
         true
     }
@@ -180,26 +269,82 @@ mod tests {
         KeyPool::new("p", &["a".into(), "b".into()], Duration::from_secs(3600))
     }
 
+    /// Labels of keys picked (and their requests ended at once, answered OK).
+    fn picks(pool: &KeyPool, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let picked = pool.pick().unwrap();
+                picked.answered_ok();
+                picked.key.label.clone()
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn one_cooling_key_blocks() {
         let pool = KeyPool::new("p", &["a".into()], Duration::from_secs(3600));
-        let k = pool.pick().unwrap();
+        let k = pool.pick().unwrap().key;
         pool.cool(k, Some(Duration::from_secs(1)));
         assert!(pool.blocked_for().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_skipped_keys_turn_is_shared_by_the_others() {
+        let pool = KeyPool::new(
+            "p",
+            &["a".into(), "b".into(), "c".into()],
+            Duration::from_secs(3600),
+        );
+        picks(&pool, 3);
+        pool.disable(&pool.keys()[2]);
+        let labels = picks(&pool, 60);
+        let p1 = labels.iter().filter(|l| *l == "p#1").count();
+        assert_eq!((p1, 60 - p1), (30, 30), "{labels:?}");
+    }
+
+    #[tokio::test]
+    async fn a_key_on_probation_carries_one_request_until_answered_ok() {
+        let pool = KeyPool::new("p", &["a".into(), "b".into()], Duration::from_secs(3600));
+        // Both new: one request each, and a third finds them probing.
+        let first = pool.pick().unwrap();
+        let second = pool.pick().unwrap();
+        assert_ne!(first.key.label, second.key.label);
+        assert_eq!(pool.pick().err(), Some(NoKey::Probing));
+        // An answer that is not OK leaves the key on probation; the next request probes it.
+        let ended = pool.probe_ended();
+        drop(first);
+        ended.await;
+        let again = pool.pick().unwrap();
+        assert_eq!(pool.pick().err(), Some(NoKey::Probing));
+        again.answered_ok();
+        let proven = again.key.label.clone();
+        drop(again);
+        // A proven key takes any number at once.
+        let many: Vec<_> = (0..5).map(|_| pool.pick().unwrap()).collect();
+        assert!(many.iter().all(|p| p.key.label == proven));
+        drop(many);
+        // Cooled, it is on probation again.
+        let key = pool.keys().iter().find(|k| k.label == proven).unwrap();
+        pool.cool(key, Some(Duration::ZERO));
+        let probe = pool.pick().unwrap();
+        assert_eq!(probe.key.label, proven);
+        drop(second);
     }
 
     #[tokio::test(start_paused = true)]
     async fn round_robin_skips_cooling_and_disabled_keys() {
         let pool = pool();
-        let first = pool.pick().unwrap().label.clone();
-        let second = pool.pick().unwrap().label.clone();
+        let first = picks(&pool, 1).remove(0);
+        let second = picks(&pool, 1).remove(0);
         assert_ne!(first, second);
         pool.cool(&pool.keys()[0], Some(Duration::from_secs(5)));
         for _ in 0..3 {
-            assert_eq!(pool.pick().unwrap().label, "p#2");
+            assert_eq!(picks(&pool, 1), ["p#2"]);
         }
         pool.disable(&pool.keys()[1]);
-        let (wait, why) = pool.pick().err().unwrap();
+        let Some(NoKey::Unusable(wait, why)) = pool.pick().err() else {
+            panic!("a key is usable")
+        };
         assert_eq!(wait, Duration::from_secs(5));
         assert!(
             why.contains("p#1 cooling") && why.contains("p#2 disabled"),
@@ -214,7 +359,7 @@ mod tests {
         assert!(views[1].until.is_some());
 
         tokio::time::advance(Duration::from_secs(5)).await;
-        assert_eq!(pool.pick().unwrap().label, "p#1");
+        assert_eq!(pool.pick().unwrap().key.label, "p#1");
         assert!(pool.blocked_for().is_none());
         assert!(pool.enable("p#2"));
         assert!(!pool.enable("p#3"));

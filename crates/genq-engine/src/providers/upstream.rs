@@ -3,7 +3,7 @@
 //! [`Upstream::call`]; they differ only in what they ask and how they read the answer.
 
 use super::classify::{Rules, class_of_status, excerpt, exhausted_for, retry_after};
-use super::keys::{Key, KeyPool, KeyView};
+use super::keys::{Key, KeyPool, KeyView, NoKey};
 use super::pace::{Bucket, Budgets};
 use super::redact::Redactor;
 use super::slots::Slots;
@@ -260,14 +260,36 @@ impl Upstream {
     }
 
     async fn paced(&self, attempt: &Attempt, call: Call<'_>) -> Result<Value, Failure> {
-        // No usable key: wait like a 429 would, without calling anyone.
-        let key = self.keys.pick().map_err(|(wait, why)| {
-            Failure::new(
-                ErrorClass::RateLimited,
-                format!("no usable key for {}: {why}", self.name),
-            )
-            .with_retry_after(Some(wait))
-        })?;
+        let deadline = tokio::time::Instant::now() + MAX_PACE_WAIT;
+        let picked = loop {
+            let probe_ended = self.keys.probe_ended();
+            match self.keys.pick() {
+                Ok(picked) => break picked,
+                // Every usable key is on probation with its one request in flight: its
+                // answer decides, and it comes within a request's time.
+                Err(NoKey::Probing) => {
+                    if tokio::time::timeout_at(deadline, probe_ended)
+                        .await
+                        .is_err()
+                    {
+                        return Err(Failure::new(
+                            ErrorClass::RateLimited,
+                            format!("every usable key of {} is still on probation", self.name),
+                        )
+                        .with_retry_after(Some(Duration::from_secs(1))));
+                    }
+                }
+                // No usable key: wait like a 429 would, without calling anyone.
+                Err(NoKey::Unusable(wait, why)) => {
+                    return Err(Failure::new(
+                        ErrorClass::RateLimited,
+                        format!("no usable key for {}: {why}", self.name),
+                    )
+                    .with_retry_after(Some(wait)));
+                }
+            }
+        };
+        let key = picked.key;
         let index = self
             .keys
             .keys()
@@ -343,6 +365,7 @@ impl Upstream {
                     self.budgets.adjust(bucket, used - reserved).await;
                 }
             }
+            picked.answered_ok();
             return Ok(value);
         }
         // Refused or failed: the tokens were not spent.

@@ -59,7 +59,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 60)]
     pub video_seconds: u64,
     /// Run only these sections: engine, credits, latency, deep, http, rss, prune, metrics,
-    /// provider, video.
+    /// provider, few-slots, video.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Skip the HTTP runs.
@@ -262,6 +262,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     if wants("provider") {
         providers::goodput(&dir, &args).await?;
+    }
+    if wants("few-slots") {
+        providers::goodput_few_slots(&dir).await?;
     }
     if wants("video") {
         providers::video(&dir, &args).await?;
