@@ -485,3 +485,132 @@ provider = "video"
     genq.signal("TERM");
     assert!(genq.wait(Duration::from_secs(10)));
 }
+
+/// A process SIGKILLed while its local queue holds claimed jobs: another process runs every one
+/// of them again within a lease, and none succeeds twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_queue_killed_with_its_process_is_run_again_by_another_within_a_lease() {
+    const SLOTS: usize = 4;
+    const LEASE: Duration = Duration::from_secs(3);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+listen = "127.0.0.1:0"
+database = "sqlite://{db}"
+[auth]
+admin_tokens = ["{ADMIN}"]
+[users]
+default_plan = "enterprise"
+[worker]
+concurrency = {SLOTS}
+lease = "{lease}s"
+heartbeat = "1s"
+poll_interval = "100ms"
+[[providers]]
+name = "demo"
+type = "demo"
+latency = "20ms"
+completions_log = "{log}"
+[[kinds]]
+name = "card.generate"
+provider = "demo"
+"#,
+        db = dir.path().join("genq.db").display(),
+        log = dir.path().join("completions.log").display(),
+        lease = LEASE.as_secs(),
+    );
+    std::fs::write(dir.path().join("genq.toml"), text).unwrap();
+    let server = Process::serve(dir.path());
+    let (worker, node) = Process::worker(dir.path());
+    let (status, body) = client_call(
+        &server.url,
+        Method::PUT,
+        "/v1/admin/limits/batch_max_queued_per_user",
+        Some(json!({"value": 1000})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..5 {
+        submit(&server.url, 200).await;
+    }
+    // The worker's leases beyond its slots are jobs waiting in its local queue.
+    let store = SqliteStore::open(dir.path().join("genq.db")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.node_leases(&node, 10_000).await.unwrap().len() <= SLOTS {
+        assert!(Instant::now() < deadline, "the worker never claimed ahead");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    worker.signal("KILL");
+    let killed = Instant::now();
+    assert!(!worker.wait(Duration::from_secs(10)));
+    let held: Vec<String> = store
+        .node_leases(&node, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert!(
+        held.len() > SLOTS,
+        "{} leases at the kill: the queue ran dry before it",
+        held.len()
+    );
+
+    // The server's rescuer finds them once the lease is over; then they run at once.
+    loop {
+        let mut done = 0;
+        for id in &held {
+            if store.job(id).await.unwrap().state == JobState::Succeeded {
+                done += 1;
+            }
+        }
+        if done == held.len() {
+            break;
+        }
+        assert!(
+            killed.elapsed() < LEASE + Duration::from_secs(10),
+            "{done} of the {} jobs the killed worker held succeeded",
+            held.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until(&server.url, Duration::from_secs(60), "all 1000", |s| {
+        n(s, "succeeded") == 1000
+    })
+    .await;
+
+    let log = std::fs::read_to_string(dir.path().join("completions.log")).unwrap();
+    let mut completions: HashMap<String, Vec<u32>> = HashMap::new();
+    for line in log.lines() {
+        let mut fields = line.split_whitespace();
+        let (id, attempt) = (fields.next().unwrap(), fields.next().unwrap());
+        completions
+            .entry(id.to_string())
+            .or_default()
+            .push(attempt.parse().unwrap());
+    }
+    let mut ran_twice = 0;
+    for id in &held {
+        let job = store.job(id).await.unwrap();
+        assert!(job.attempt >= 2, "{id} was not run again: {job:?}");
+        let done = &completions[id];
+        assert!(
+            done.iter().all(|a| *a <= job.attempt) && done.contains(&job.attempt),
+            "{id}: completions {done:?}, succeeded at attempt {}",
+            job.attempt
+        );
+        ran_twice += usize::from(done.len() > 1);
+    }
+    // Only the attempts running at the kill may have completed unrecorded; a queued job never
+    // ran in the killed process.
+    assert!(
+        ran_twice <= SLOTS,
+        "{ran_twice} of the held jobs completed twice; at most {SLOTS} were running"
+    );
+    for (id, done) in &completions {
+        let mut unique = done.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), done.len(), "{id}: an attempt completed twice");
+    }
+    drop(server);
+}
