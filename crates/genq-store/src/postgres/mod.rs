@@ -100,6 +100,19 @@ async fn hint(c: &mut PgConnection, on: bool, what: &str) -> Result<(), PgError>
 }
 
 impl PgStore {
+    /// The jobs a query of whole rows finds.
+    async fn jobs_of(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<Job>> {
+        let found = query.fetch_all(&self.pool).await.map_err(db_error)?;
+        found
+            .iter()
+            .map(rows::job)
+            .collect::<Result<_, _>>()
+            .map_err(db_error)
+    }
+
     /// Connect to `url` (`postgres://user@host/db`) and apply migrations.
     pub async fn connect(url: &str) -> Result<PgStore> {
         Self::connect_pooled(url, 16).await
@@ -1146,31 +1159,13 @@ impl Store for PgStore {
     }
 
     async fn expired_leases(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Job>> {
-        let found = sqlx::query(sql!("job_leases_expired"))
-            .bind(micros(before))
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-        found
-            .iter()
-            .map(rows::job)
-            .collect::<Result<_, _>>()
-            .map_err(db_error)
+        let query = sqlx::query(sql!("job_leases_expired")).bind(micros(before));
+        self.jobs_of(query.bind(limit as i64)).await
     }
 
     async fn node_leases(&self, node_id: &str, limit: u32) -> Result<Vec<Job>> {
-        let found = sqlx::query(sql!("job_leases_of_node"))
-            .bind(node_id)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-        found
-            .iter()
-            .map(rows::job)
-            .collect::<Result<_, _>>()
-            .map_err(db_error)
+        let query = sqlx::query(sql!("job_leases_of_node")).bind(node_id.to_string());
+        self.jobs_of(query.bind(limit as i64)).await
     }
 
     async fn stage_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Staged> {

@@ -72,14 +72,10 @@ async fn run_until(engine: &Engine, n: u64) -> f64 {
     secs
 }
 
-pub async fn goodput(dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
-    let url = fake(genq_fake_provider::FakeConfig {
-        keys: KEYS.iter().map(|k| k.to_string()).collect(),
-        requests_per_minute: Some(KEY_RPM),
-        ..Default::default()
-    })
-    .await?;
-    let text = format!(
+/// The fake provider at `url` as an `http` provider with [`KEYS`] at [`KEY_RPM`] each, and its
+/// chat kind.
+fn chat_config(url: &str) -> String {
+    format!(
         r#"
 [[providers]]
 name = "fake"
@@ -93,7 +89,17 @@ provider = "fake"
 path = "/chat/completions"
 "#,
         keys = KEYS
-    );
+    )
+}
+
+pub async fn goodput(dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
+    let url = fake(genq_fake_provider::FakeConfig {
+        keys: KEYS.iter().map(|k| k.to_string()).collect(),
+        requests_per_minute: Some(KEY_RPM),
+        ..Default::default()
+    })
+    .await?;
+    let text = chat_config(&url);
     let engine = engine(&dir.join("goodput.db"), &text, 25).await?;
     let n = args.provider_jobs as usize;
     let payload = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a card for a mug"}]});
@@ -127,21 +133,7 @@ pub async fn goodput_few_slots(dir: &Path) -> anyhow::Result<()> {
         ..Default::default()
     })
     .await?;
-    let text = format!(
-        r#"
-[[providers]]
-name = "fake"
-type = "http"
-base_url = "{url}/v1"
-keys = {keys:?}
-key_requests_per_minute = {KEY_RPM}
-[[kinds]]
-name = "chat.generate"
-provider = "fake"
-path = "/chat/completions"
-"#,
-        keys = KEYS
-    );
+    let text = chat_config(&url);
     let engine = engine(&dir.join("goodput-few.db"), &text, SLOTS).await?;
     let payload = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a card for a mug"}]});
     enqueue(engine.store(), "chat.generate", JOBS, payload).await?;
