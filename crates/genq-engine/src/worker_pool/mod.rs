@@ -174,15 +174,20 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         let abort = CancellationToken::new();
         runner::run(&pool, &attempts, &reports, &abort, &shutdown).await;
         let _ = claimer.await;
-        // Nothing more starts: what waits in the queue goes back at once.
+        // Nothing more starts: what waits in the queue goes back at once; a provider poll is
+        // parked again on its task, due now, so that its task is not started a second time.
         let queued: Vec<Queued> = pool.queue.lock().unwrap().drain(..).collect();
         for Queued { job, .. } in queued {
             shared.active.remove(&job.id);
             pool.attempt_ended();
-            let _ = reports.send(Report {
-                job,
-                ended: Ended::Released,
-            });
+            let ended = match &job.provider_task {
+                Some(task) => Ended::Done(Ok(Reply::Wait {
+                    task_id: task.id.clone(),
+                    poll_in: Duration::ZERO,
+                })),
+                None => Ended::Released,
+            };
+            let _ = reports.send(Report { job, ended });
         }
         attempts.close();
         let grace = shared.settings.shutdown_grace;
