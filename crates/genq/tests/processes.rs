@@ -523,10 +523,11 @@ async fn a_local_queue_killed_with_its_process_is_run_again_by_another_within_a_
     for _ in 0..5 {
         submit(&server.url, 200).await;
     }
-    // The worker's leases beyond its slots are jobs waiting in its local queue.
+    // The worker's leases beyond its slots are jobs waiting in its local queue (or, for a few
+    // milliseconds, attempts that ended and whose outcome is not written yet).
     let store = SqliteStore::open(dir.path().join("genq.db")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while store.node_leases(&node, 10_000).await.unwrap().len() <= SLOTS {
+    while store.node_leases(&node, 10_000).await.unwrap().len() <= SLOTS + 8 {
         assert!(Instant::now() < deadline, "the worker never claimed ahead");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -569,8 +570,10 @@ async fn a_local_queue_killed_with_its_process_is_run_again_by_another_within_a_
     })
     .await;
 
+    // Attempt 1 of each held job was the killed worker's. The ones it never completed were
+    // running at the kill (at most SLOTS) or waiting in its queue: those ran once, elsewhere.
     let completions = completions(dir.path());
-    let mut ran_twice = 0;
+    let mut never_completed_there = 0;
     for id in &held {
         let job = store.job(id).await.unwrap();
         assert!(job.attempt >= 2, "{id} was not run again: {job:?}");
@@ -580,13 +583,14 @@ async fn a_local_queue_killed_with_its_process_is_run_again_by_another_within_a_
             "{id}: completions {done:?}, succeeded at attempt {}",
             job.attempt
         );
-        ran_twice += usize::from(done.len() > 1);
+        if !done.contains(&1) {
+            assert_eq!(done.len(), 1, "{id} completed more than once: {done:?}");
+            never_completed_there += 1;
+        }
     }
-    // Only the attempts running at the kill may have completed unrecorded; a queued job never
-    // ran in the killed process.
     assert!(
-        ran_twice <= SLOTS,
-        "{ran_twice} of the held jobs completed twice; at most {SLOTS} were running"
+        never_completed_there > SLOTS,
+        "only {never_completed_there} held jobs had not completed in the killed worker: no queued job was tested"
     );
     drop(server);
 }
