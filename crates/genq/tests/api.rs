@@ -898,10 +898,18 @@ async fn a_late_user_starts_within_one_round_of_claims() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (_, b) = s.post("/v1/jobs", job("card.generate", "b")).await;
-    let b_created = b["created_at"].as_str().unwrap().to_string();
+    // From when B's job is accepted (committed), not from its `created_at`: a claim that
+    // began while B's enqueue was still being written cannot see B.
+    // The API shows milliseconds: from the start of this one, so as to count more, not fewer.
+    let b_accepted = (chrono::Utc::now().timestamp_micros() / 1000) * 1000;
     let b_done = s.until_state(b["id"].as_str().unwrap(), "succeeded").await;
-    let b_started = b_done["started_at"].as_str().unwrap().to_string();
-    // Count A's jobs that started after B arrived and before B started.
+    let micros = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_micros()
+    };
+    let b_started = micros(b_done["started_at"].as_str().unwrap());
+    // Count A's jobs that started after B was accepted and before B started.
     let mut overtaken = 0;
     let mut cursor: Option<String> = None;
     loop {
@@ -911,9 +919,9 @@ async fn a_late_user_starts_within_one_round_of_claims() {
         };
         let (_, page) = s.get(&path).await;
         for j in page["items"].as_array().unwrap() {
-            if let Some(started) = j["started_at"].as_str()
-                && started > b_created.as_str()
-                && started < b_started.as_str()
+            if let Some(started) = j["started_at"].as_str().map(micros)
+                && started >= b_accepted
+                && started < b_started
             {
                 overtaken += 1;
             }
