@@ -278,6 +278,8 @@ impl Shared {
         for (f, _) in finishes.iter().zip(applied).filter(|(_, a)| **a) {
             // Successes, parked polls and waits for a rate budget are debug lines: at info,
             // not even their span is made (spans cost).
+            // So are hand-backs (a retry without an error): at shutdown, the jobs of the local
+            // queue go back by the hundred, and the pool logs one line for them all.
             let quiet = matches!(
                 f.outcome,
                 genq_store::Outcome::Succeeded { .. }
@@ -286,6 +288,7 @@ impl Shared {
                         rate_limit_wait: true,
                         ..
                     }
+                    | genq_store::Outcome::Retry { error: None, .. }
             );
             if quiet && !debug {
                 continue;

@@ -177,6 +177,12 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         // Nothing more starts: what waits in the queue goes back at once; a provider poll is
         // parked again on its task, due now, so that its task is not started a second time.
         let queued: Vec<Queued> = pool.queue.lock().unwrap().drain(..).collect();
+        if !queued.is_empty() {
+            tracing::info!(
+                queued = queued.len(),
+                "shutting down; handing queued jobs back"
+            );
+        }
         for Queued { job, .. } in queued {
             shared.active.remove(&job.id);
             pool.attempt_ended();

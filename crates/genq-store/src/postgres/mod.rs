@@ -408,11 +408,7 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
     })
 }
 
-/// The claimed jobs, in claim order, and the largest fair tag among them (for the fair clock).
-async fn claim(
-    c: &mut PgConnection,
-    req: &ClaimRequest,
-) -> Result<(Vec<Job>, Option<i64>), PgError> {
+async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgError> {
     let mut kinds = req.kinds.clone();
     kinds.sort();
     kinds.dedup();
@@ -462,7 +458,7 @@ async fn claim(
     }
     let candidates = crate::rules::choose(candidates, req.max as usize, cap, running);
     let Some(max_tag) = candidates.iter().map(|c| c.tag).max() else {
-        return Ok((Vec::new(), None));
+        return Ok(Vec::new());
     };
     let order: std::collections::HashMap<&str, usize> = candidates
         .iter()
@@ -489,7 +485,12 @@ async fn claim(
     }
     counts.apply(c).await?;
     events::write(c, outbox, req.now).await?;
-    Ok((claimed, Some(max_tag)))
+    // Last, so that the clock's one row is held only while the claim commits.
+    sqlx::query(sql!("fair_clock_advance"))
+        .bind(max_tag)
+        .execute(c)
+        .await?;
+    Ok(claimed)
 }
 
 /// The columns of `job_finish_many.sql`, one element per transition.
@@ -1084,20 +1085,7 @@ impl Store for PgStore {
         if request.max == 0 || request.kinds.is_empty() {
             return Ok(Vec::new());
         }
-        let (claimed, max_tag) = transaction!(self, |c| claim(c, &request))?;
-        // The fair clock moves after the claim commits, in a statement of its own: inside the
-        // claim, every claim of every process would wait on its one row until commit. An
-        // enqueue meanwhile reads the clock a claim behind, which only places a new user's
-        // first job that much earlier.
-        if let Some(tag) = max_tag
-            && let Err(e) = sqlx::query(sql!("fair_clock_advance"))
-                .bind(tag)
-                .execute(&self.pool)
-                .await
-        {
-            tracing::warn!(error = %e, "could not move the fair clock; the next claim will");
-        }
-        Ok(claimed)
+        transaction!(self, |c| claim(c, &request))
     }
 
     async fn heartbeat(
