@@ -33,6 +33,8 @@ pub struct Key {
 /// request ([`Picked::answered_ok`] first if it was answered OK).
 pub struct Picked<'a> {
     pub key: &'a Key,
+    /// Its position in the pool (its budgets are per position).
+    pub index: usize,
     pool: &'a KeyPool,
     probe: bool,
 }
@@ -138,6 +140,7 @@ impl KeyPool {
             }
             return Ok(Picked {
                 key,
+                index,
                 pool: self,
                 probe,
             });

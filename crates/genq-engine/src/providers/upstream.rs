@@ -289,13 +289,7 @@ impl Upstream {
                 }
             }
         };
-        let key = picked.key;
-        let index = self
-            .keys
-            .keys()
-            .iter()
-            .position(|k| std::ptr::eq(k, key))
-            .expect("picked from the pool");
+        let (key, index) = (picked.key, picked.index);
         let buckets = self.buckets(index, call.tokens);
         let mut wait = Duration::ZERO;
         for (bucket, amount) in &buckets {

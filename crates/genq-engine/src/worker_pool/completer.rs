@@ -17,7 +17,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut inbox: mpsc::UnboundedReceiver<
     while inbox.recv_many(&mut reports, 512).await > 0 {
         let now = shared.clock.now();
         let mut finishes = Vec::with_capacity(reports.len());
-        let (mut retry_now, mut retry_later) = (false, false);
+        let (mut claimable_soon, mut retry_later) = (false, false);
         for report in reports.drain(..) {
             let finish = match report.ended {
                 Ended::Lost => {
@@ -43,9 +43,14 @@ pub(super) async fn run(shared: Arc<Shared>, mut inbox: mpsc::UnboundedReceiver<
                     finish_failed(&shared, &report.job, &failure, now, None)
                 }
             };
-            if let Outcome::Retry { run_at, .. } = &finish.outcome {
-                retry_now |= *run_at <= now;
-                retry_later |= *run_at > now;
+            match &finish.outcome {
+                Outcome::Retry { run_at, .. } => {
+                    claimable_soon |= *run_at <= now;
+                    retry_later |= *run_at > now;
+                }
+                // Its poll may fall due before the claimer's next look.
+                Outcome::Parked { .. } => claimable_soon = true,
+                _ => {}
             }
             finishes.push(finish);
         }
@@ -54,7 +59,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut inbox: mpsc::UnboundedReceiver<
         }
         write_finishes(&shared, finishes).await;
         // A retry due now is already claimable; a later one needs the scheduler.
-        if retry_now {
+        if claimable_soon {
             shared.wake.work();
         }
         if retry_later {
