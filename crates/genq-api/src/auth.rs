@@ -1,5 +1,6 @@
 //! Bearer tokens and their scopes (SPEC §6): `admin` may do everything, `app` everything but
-//! the admin endpoints and `error.detail`, `worker` the external-worker endpoints.
+//! the admin endpoints and `error.detail`, `worker` the external-worker endpoints, `viewer`
+//! only reads the dashboard.
 
 use crate::AppState;
 use crate::error::{ApiError, Code};
@@ -13,6 +14,18 @@ pub enum Scope {
     Admin,
     App,
     Worker,
+    Viewer,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::App => "app",
+            Scope::Worker => "worker",
+            Scope::Viewer => "viewer",
+        }
+    }
 }
 
 /// The configured tokens, kept as SHA-256 digests. A presented token is hashed and compared
@@ -21,19 +34,21 @@ pub enum Scope {
 #[derive(Default)]
 pub struct Tokens(Vec<([u8; 32], Scope)>);
 
-fn digest(token: &str) -> [u8; 32] {
+/// The digest genq keeps of a token.
+pub(crate) fn digest(token: &str) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 impl Tokens {
     /// Config validation guarantees that no token is in two scopes.
-    pub fn new(admin: &[String], app: &[String], worker: &[String]) -> Tokens {
+    pub fn new(auth: &genq_config::Auth) -> Tokens {
         let mut tokens = Vec::new();
         for (list, scope) in [
-            (admin, Scope::Admin),
-            (app, Scope::App),
-            (worker, Scope::Worker),
+            (&auth.admin_tokens, Scope::Admin),
+            (&auth.app_tokens, Scope::App),
+            (&auth.worker_tokens, Scope::Worker),
+            (&auth.viewer_tokens, Scope::Viewer),
         ] {
             tokens.extend(list.iter().map(|t| (digest(t), scope)));
         }
@@ -41,16 +56,29 @@ impl Tokens {
     }
 
     fn scope(&self, token: &str) -> Option<Scope> {
+        self.find(&digest(token)).map(|(_, scope)| scope)
+    }
+
+    /// The known token with this digest: its digest and scope.
+    pub(crate) fn find(&self, presented: &[u8; 32]) -> Option<([u8; 32], Scope)> {
         use subtle::ConstantTimeEq;
-        let presented = digest(token);
         // Every digest is compared, whichever matches.
         let mut found = None;
         for (known, scope) in &self.0 {
-            if bool::from(known.ct_eq(&presented)) {
-                found = Some(*scope);
+            if bool::from(known.ct_eq(presented)) {
+                found = Some((*known, *scope));
             }
         }
         found
+    }
+
+    /// The known token whose digest starts with `prefix` (a dashboard session names its
+    /// token so), its digest and scope.
+    pub(crate) fn by_prefix(&self, prefix: &[u8]) -> Option<([u8; 32], Scope)> {
+        self.0
+            .iter()
+            .find(|(known, _)| known.starts_with(prefix))
+            .copied()
     }
 }
 
@@ -96,14 +124,7 @@ impl Caller {
         if allowed.contains(&self.scope) {
             Ok(())
         } else {
-            let names: Vec<&str> = allowed
-                .iter()
-                .map(|s| match s {
-                    Scope::Admin => "admin",
-                    Scope::App => "app",
-                    Scope::Worker => "worker",
-                })
-                .collect();
+            let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
             Err(ApiError::new(
                 Code::Forbidden,
                 format!(

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cursor;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -44,7 +45,7 @@ impl AppState {
         let a = &config.auth;
         AppState {
             store: engine.store().clone(),
-            tokens: Tokens::new(&a.admin_tokens, &a.app_tokens, &a.worker_tokens),
+            tokens: Tokens::new(a),
             scrape_token: auth::ScrapeToken::new(config.metrics.token.as_deref()),
             messages: config.messages(),
             openapi: Arc::new(openapi::document(&config)),
@@ -108,6 +109,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(routes::system::readyz))
         .route("/metrics", get(routes::system::metrics))
         .route("/openapi.json", get(routes::system::openapi))
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(Code::MethodNotAllowed, "this method is not allowed here")

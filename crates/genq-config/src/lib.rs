@@ -62,6 +62,8 @@ pub struct Auth {
     pub admin_tokens: Vec<String>,
     pub app_tokens: Vec<String>,
     pub worker_tokens: Vec<String>,
+    /// Read-only tokens for the dashboard: they see every page and change nothing.
+    pub viewer_tokens: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -569,6 +571,7 @@ impl Config {
             (&mut self.auth.admin_tokens, "auth.admin_tokens"),
             (&mut self.auth.app_tokens, "auth.app_tokens"),
             (&mut self.auth.worker_tokens, "auth.worker_tokens"),
+            (&mut self.auth.viewer_tokens, "auth.viewer_tokens"),
         ] {
             for (i, token) in list.iter_mut().enumerate() {
                 resolve(format!("{name}[{i}]"), token)?;

@@ -263,6 +263,7 @@ fn auth(c: &Config) -> Result<(), Invalid> {
         (&c.auth.admin_tokens, "auth.admin_tokens"),
         (&c.auth.app_tokens, "auth.app_tokens"),
         (&c.auth.worker_tokens, "auth.worker_tokens"),
+        (&c.auth.viewer_tokens, "auth.viewer_tokens"),
     ]
     .into_iter()
     .flat_map(|(list, name)| {

@@ -600,6 +600,9 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<(Vec<LedgerEntry>, Option<i64>)>;
 
+    /// A job's own ledger entries (its debit, refunds), oldest first.
+    async fn job_ledger(&self, job_id: &str) -> Result<Vec<LedgerEntry>>;
+
     /// Up to `limit` events after `position` that pass `filter`, in position order: the order
     /// they became visible in, which keeps each job's events in their order.
     async fn events_after(

@@ -111,7 +111,8 @@ pub async fn run(config_path: Option<&Path>, json: bool) -> anyhow::Result<()> {
 /// Tokens are configured; in production, not the token a zero-config start generated.
 fn tokens(config: &Config, r: &mut Report) {
     let a = &config.auth;
-    let configured = a.admin_tokens.len() + a.app_tokens.len() + a.worker_tokens.len();
+    let configured =
+        a.admin_tokens.len() + a.app_tokens.len() + a.worker_tokens.len() + a.viewer_tokens.len();
     match (configured, config.mode) {
         (0, Mode::Production) => r.fail(
             "auth: no tokens in production; set auth.admin_tokens and auth.app_tokens (env:NAME) instead of the generated admin token",

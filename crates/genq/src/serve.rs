@@ -91,7 +91,8 @@ fn scrubber(config: &Config) -> genq_engine::providers::redact::Redactor {
             a.admin_tokens
                 .iter()
                 .chain(&a.app_tokens)
-                .chain(&a.worker_tokens),
+                .chain(&a.worker_tokens)
+                .chain(&a.viewer_tokens),
         )
         .chain(config.webhooks.iter().map(|w| &w.secret))
         .chain(config.metrics.token.iter())
@@ -165,7 +166,11 @@ pub fn token_file(config: &Config) -> Option<PathBuf> {
 /// keeps only digests of every token.
 fn ensure_admin_token(config: &mut Config) -> anyhow::Result<Option<(String, PathBuf)>> {
     let a = &config.auth;
-    if !(a.admin_tokens.is_empty() && a.app_tokens.is_empty() && a.worker_tokens.is_empty()) {
+    if !(a.admin_tokens.is_empty()
+        && a.app_tokens.is_empty()
+        && a.worker_tokens.is_empty()
+        && a.viewer_tokens.is_empty())
+    {
         return Ok(None);
     }
     let Some(path) = token_file(config) else {

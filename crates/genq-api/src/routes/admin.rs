@@ -134,7 +134,7 @@ pub async fn enable_key(
     let view = state
         .engine
         .providers()
-        .enable_key(&name, &label)
+        .set_key(&name, &label, true)
         .await
         .map_err(|what| {
             ApiError::new(

@@ -30,7 +30,7 @@ pub struct UserView {
 }
 
 /// Today in `quota.timezone`, and the `[users]` defaults.
-fn user_ctx(state: &AppState) -> UserCtx {
+pub(crate) fn user_ctx(state: &AppState) -> UserCtx {
     let now = state.clock.now();
     UserCtx {
         day: state.config.quota.day(now),
@@ -39,7 +39,7 @@ fn user_ctx(state: &AppState) -> UserCtx {
     }
 }
 
-async fn view(state: &AppState, user: User) -> ApiResult<UserView> {
+pub(crate) async fn view(state: &AppState, user: User) -> ApiResult<UserView> {
     let limits = state.store.limits().await?;
     Ok(UserView {
         daily_limit: limits.daily_limit(&user.plan),

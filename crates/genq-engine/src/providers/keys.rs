@@ -15,6 +15,8 @@ use tokio::time::Instant;
 
 /// How long a 429 without Retry-After cools a key.
 pub const DEFAULT_COOLING: Duration = Duration::from_secs(60);
+/// How long a key an admin disabled stays so: until an admin enables it, in practice.
+const ADMIN_DISABLED: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 pub struct Key {
     pub label: String,
@@ -204,14 +206,20 @@ impl KeyPool {
         tracing::warn!(provider = %self.provider, key = %key.label, "key disabled after a billing failure");
     }
 
-    /// An admin's re-enable: `false` if no key has that label.
-    pub fn enable(&self, label: &str) -> bool {
+    /// An admin enables a key, or disables it until an admin enables it: `false` if no key
+    /// has that label.
+    pub fn set_by_admin(&self, label: &str, enabled: bool) -> bool {
         let Some(key) = self.keys.iter().find(|k| k.label == label) else {
             return false;
         };
-        *key.state.lock().unwrap() = KeyState::Ok;
+        *key.state.lock().unwrap() = if enabled {
+            KeyState::Ok
+        } else {
+            KeyState::Disabled(Instant::now() + ADMIN_DISABLED)
+        };
         key.proven.store(false, Relaxed);
-        tracing::info!(provider = %self.provider, key = %label, "key enabled by an admin");
+        let change = if enabled { "enabled" } else { "disabled" };
+        tracing::info!(provider = %self.provider, key = %label, "key {change} by an admin");
         true
     }
 
@@ -227,6 +235,8 @@ impl KeyPool {
             .map(|k| {
                 let (state, until) = match k.usable_at(now) {
                     None => ("ok", None),
+                    // Disabled by an admin: until an admin enables it.
+                    Some((until, what)) if until - now > ADMIN_DISABLED / 2 => (what, None),
                     Some((until, what)) => {
                         let at = chrono::DateTime::<chrono::Utc>::from(wall + (until - now));
                         (
@@ -364,8 +374,8 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(pool.pick().unwrap().key.label, "p#1");
         assert!(pool.blocked_for().is_none());
-        assert!(pool.enable("p#2"));
-        assert!(!pool.enable("p#3"));
+        assert!(pool.set_by_admin("p#2", true));
+        assert!(!pool.set_by_admin("p#3", true));
         assert_eq!(pool.views()[1].state, "ok");
     }
 }

@@ -44,18 +44,20 @@ impl Providers {
         views
     }
 
-    /// An admin's re-enable of a disabled key. `Err` says which name was unknown.
-    pub async fn enable_key(
+    /// An admin enables a key (also one disabled after a billing failure) or disables one
+    /// until an admin enables it. `Err` says which name was unknown.
+    pub async fn set_key(
         &self,
         provider: &str,
         label: &str,
+        enabled: bool,
     ) -> Result<ProviderView, &'static str> {
         let upstream = self
             .upstreams
             .iter()
             .find(|u| u.name == provider)
             .ok_or("provider")?;
-        if !upstream.keys.enable(label) {
+        if !upstream.keys.set_by_admin(label, enabled) {
             return Err("key");
         }
         Ok(upstream.view().await)

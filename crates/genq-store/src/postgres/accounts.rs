@@ -300,21 +300,10 @@ pub(crate) async fn ledger_page(
         .bind(limit as i64 + 1)
         .fetch_all(c)
         .await?;
-    let mut entries = Vec::with_capacity(found.len());
-    for r in &found {
-        let kind: String = r.try_get("kind")?;
-        entries.push(LedgerEntry {
-            id: r.try_get("id")?,
-            user_id: r.try_get("user_id")?,
-            kind: super::rows::parse(&kind)?,
-            amount: r.try_get("amount")?,
-            balance: r.try_get("balance")?,
-            job_id: r.try_get("job_id")?,
-            reason: r.try_get("reason")?,
-            created_at: from_micros(r.try_get("created_at")?),
-            batch_id: r.try_get("batch_id")?,
-        });
-    }
+    let mut entries = found
+        .iter()
+        .map(ledger_entry_of)
+        .collect::<Result<Vec<_>, _>>()?;
     let next = if entries.len() > limit as usize {
         entries.truncate(limit as usize);
         entries.last().map(|e| e.id)
@@ -322,4 +311,32 @@ pub(crate) async fn ledger_page(
         None
     };
     Ok((entries, next))
+}
+
+pub(crate) async fn ledger_of_job(
+    c: &mut PgConnection,
+    job_id: &str,
+) -> Result<Vec<LedgerEntry>, PgError> {
+    sqlx::query(sql!("ledger_of_job"))
+        .bind(job_id)
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(ledger_entry_of)
+        .collect()
+}
+
+fn ledger_entry_of(r: &sqlx::postgres::PgRow) -> Result<LedgerEntry, PgError> {
+    let kind: String = r.try_get("kind")?;
+    Ok(LedgerEntry {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        kind: super::rows::parse(&kind)?,
+        amount: r.try_get("amount")?,
+        balance: r.try_get("balance")?,
+        job_id: r.try_get("job_id")?,
+        reason: r.try_get("reason")?,
+        created_at: from_micros(r.try_get("created_at")?),
+        batch_id: r.try_get("batch_id")?,
+    })
 }

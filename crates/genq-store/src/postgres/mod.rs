@@ -1281,6 +1281,13 @@ impl Store for PgStore {
             .map_err(PgError::into_store)
     }
 
+    async fn job_ledger(&self, job_id: &str) -> Result<Vec<LedgerEntry>> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        accounts::ledger_of_job(&mut c, job_id)
+            .await
+            .map_err(PgError::into_store)
+    }
+
     async fn events_after(
         &self,
         position: i64,

@@ -281,20 +281,7 @@ pub(crate) fn ledger_page(
     let mut entries = stmt
         .query_map(
             named_params! {":user_id": user_id, ":before": before.unwrap_or(i64::MAX), ":limit": limit as i64 + 1},
-            |r| {
-                let kind: String = r.get(2)?;
-                Ok(LedgerEntry {
-                    id: r.get(0)?,
-                    user_id: r.get(1)?,
-                    kind: kind.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))?,
-                    amount: r.get(3)?,
-                    balance: r.get(4)?,
-                    job_id: r.get(5)?,
-                    reason: r.get(6)?,
-                    created_at: from_micros(r.get(7)?),
-                    batch_id: r.get(8)?,
-                })
-            },
+            ledger_entry_of,
         )
         .map_err(db_error)?
         .collect::<rusqlite::Result<Vec<_>>>()
@@ -306,4 +293,31 @@ pub(crate) fn ledger_page(
         None
     };
     Ok((entries, next))
+}
+
+pub(crate) fn ledger_of_job(conn: &Connection, job_id: &str) -> Result<Vec<LedgerEntry>> {
+    let mut stmt = conn
+        .prepare_cached(sql!("ledger_of_job"))
+        .map_err(db_error)?;
+    stmt.query_map(named_params! {":job_id": job_id}, ledger_entry_of)
+        .map_err(db_error)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_error)
+}
+
+fn ledger_entry_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
+    let kind: String = r.get(2)?;
+    Ok(LedgerEntry {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        kind: kind.parse().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        amount: r.get(3)?,
+        balance: r.get(4)?,
+        job_id: r.get(5)?,
+        reason: r.get(6)?,
+        created_at: from_micros(r.get(7)?),
+        batch_id: r.get(8)?,
+    })
 }

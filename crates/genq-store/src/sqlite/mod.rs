@@ -1078,6 +1078,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn job_ledger(&self, job_id: &str) -> Result<Vec<LedgerEntry>> {
+        let id = job_id.to_string();
+        self.read(move |conn| accounts::ledger_of_job(conn, &id))
+            .await
+    }
+
     async fn events_after(
         &self,
         position: i64,

@@ -1,0 +1,222 @@
+//! What an admin changes from the dashboard. Each form posts its CSRF value; each change is
+//! logged with its actor (the token's scope and tag, never the token) and then shows the page
+//! it changed (POST, redirect, GET).
+
+use super::pages::{LoginPage, encode, safe_next};
+use super::session::{Session, set_cookie};
+use super::{DashError, render};
+use crate::AppState;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    let Some(session) = Session::sign_in(&state, &form.token, state.clock.now()) else {
+        tracing::warn!("dashboard: a sign-in with an unknown (or non-admin, non-viewer) token");
+        let page = LoginPage {
+            next,
+            error: Some("This is not an admin or viewer token of this genq.".into()),
+        };
+        return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
+    };
+    tracing::info!(actor = %session.actor, "dashboard: signed in");
+    (
+        [(header::SET_COOKIE, set_cookie(Some(&session), &headers))],
+        Redirect::to(&next),
+    )
+        .into_response()
+}
+
+/// Just the CSRF value, for forms with nothing else.
+#[derive(Deserialize)]
+pub struct Plain {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn logout(session: Session, headers: HeaderMap, Form(form): Form<Plain>) -> Response {
+    // A viewer may sign out too: only the CSRF value is checked.
+    if let Err(e) = session.check_csrf(&form.csrf) {
+        return e.into_response();
+    }
+    tracing::info!(actor = %session.actor, "dashboard: signed out");
+    (
+        [(header::SET_COOKIE, set_cookie(None, &headers))],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<Plain>,
+) -> Result<Redirect, DashError> {
+    session.authorize(&form.csrf)?;
+    let job = state.store.cancel(&id, state.clock.now()).await?;
+    state.engine.metrics().canceled(&job);
+    state.engine.cancel_local(&id);
+    tracing::info!(actor = %session.actor, job = %id, "dashboard: job canceled");
+    Ok(Redirect::to(&format!("/jobs/{}", encode(&id))))
+}
+
+pub async fn retry(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<Plain>,
+) -> Result<Redirect, DashError> {
+    session.authorize(&form.csrf)?;
+    let job = state.store.admin_retry(&id, state.clock.now()).await?;
+    state.engine.metrics().retried_by_admin(&job);
+    state.engine.wake().work();
+    tracing::info!(actor = %session.actor, job = %id, "dashboard: job retried");
+    Ok(Redirect::to(&format!("/jobs/{}", encode(&id))))
+}
+
+#[derive(Deserialize)]
+pub struct PlanForm {
+    #[serde(default)]
+    csrf: String,
+    plan: String,
+}
+
+pub async fn set_plan(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<PlanForm>,
+) -> Result<Redirect, DashError> {
+    session.authorize(&form.csrf)?;
+    if !genq_core::limits::PLANS.contains(&form.plan.as_str()) {
+        return Err(DashError::new(
+            StatusCode::BAD_REQUEST,
+            format!("Unknown plan {:?}.", form.plan),
+        ));
+    }
+    let ctx = crate::routes::users::user_ctx(&state);
+    state.store.set_plan(&id, &form.plan, &ctx).await?;
+    tracing::info!(actor = %session.actor, user = %id, plan = %form.plan, "dashboard: plan changed");
+    Ok(Redirect::to(&format!("/users/{}", encode(&id))))
+}
+
+#[derive(Deserialize)]
+pub struct CreditsForm {
+    #[serde(default)]
+    csrf: String,
+    delta: String,
+    reason: String,
+}
+
+pub async fn credits(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<CreditsForm>,
+) -> Result<Redirect, DashError> {
+    session.authorize(&form.csrf)?;
+    let delta: i64 = form
+        .delta
+        .trim()
+        .parse()
+        .ok()
+        .filter(|d: &i64| *d != 0 && d.unsigned_abs() <= 1_000_000_000_000)
+        .ok_or_else(|| {
+            DashError::new(
+                StatusCode::BAD_REQUEST,
+                "Credits: a whole number, not 0, at most 10^12 either way.",
+            )
+        })?;
+    crate::extract::check_text(
+        "reason",
+        &form.reason,
+        crate::routes::users::MAX_REASON_CHARS,
+    )?;
+    let ctx = crate::routes::users::user_ctx(&state);
+    state
+        .store
+        .add_credits(&id, delta, &form.reason, &ctx)
+        .await?;
+    tracing::info!(actor = %session.actor, user = %id, delta, reason = %form.reason, "dashboard: credits changed");
+    Ok(Redirect::to(&format!("/users/{}", encode(&id))))
+}
+
+#[derive(Deserialize)]
+pub struct LimitForm {
+    #[serde(default)]
+    csrf: String,
+    value: String,
+}
+
+pub async fn set_limit(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Path(key): Path<String>,
+    Form(form): Form<LimitForm>,
+) -> Result<Redirect, DashError> {
+    session.authorize(&form.csrf)?;
+    let value: i64 = form.value.trim().parse().map_err(|_| {
+        DashError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{key}: {:?} is not a whole number.", form.value),
+        )
+    })?;
+    genq_core::limits::check(&key, value)
+        .map_err(|e| DashError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let limits = state
+        .store
+        .set_limit(&key, value, state.clock.now())
+        .await?;
+    state.engine.limits_changed(limits);
+    state.engine.wake().work();
+    tracing::info!(actor = %session.actor, key = %key, value, "dashboard: limit changed");
+    Ok(Redirect::to("/limits"))
+}
+
+pub async fn key(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Path((name, label, change)): Path<(String, String, String)>,
+    Form(form): Form<Plain>,
+) -> Result<Redirect, DashError> {
+    session.authorize(&form.csrf)?;
+    let enable = match change.as_str() {
+        "enable" => true,
+        "disable" => false,
+        _ => return Err(DashError::new(StatusCode::NOT_FOUND, "No such page.")),
+    };
+    state
+        .engine
+        .providers()
+        .set_key(&name, &label, enable)
+        .await
+        .map_err(|what| {
+            DashError::new(
+                StatusCode::NOT_FOUND,
+                match what {
+                    "provider" => format!("No external provider named {name:?}."),
+                    _ => format!("Provider {name:?} has no key labeled {label:?}."),
+                },
+            )
+        })?;
+    if enable {
+        state.engine.wake().work();
+    }
+    tracing::info!(actor = %session.actor, provider = %name, key = %label, enable, "dashboard: key changed");
+    Ok(Redirect::to("/providers"))
+}

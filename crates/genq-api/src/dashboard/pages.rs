@@ -1,0 +1,523 @@
+//! What the dashboard shows. Every list is bounded: jobs and ledger entries come in cursor
+//! pages, the rest is small by nature (limits, providers, one batch's counts).
+
+use super::session::Session;
+use super::{DashError, render};
+use crate::AppState;
+use crate::views::RETRYING_MESSAGE;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use genq_core::limits::{LIMITS, PLANS};
+use genq_core::{Job, JobState, LedgerEntry};
+use genq_engine::providers::upstream::ProviderView;
+use genq_store::{JobFilter, JobQuery};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Jobs on one page of the list.
+const JOBS_PER_PAGE: u32 = 50;
+/// Ledger entries on one page of a user's ledger.
+const LEDGER_PER_PAGE: u32 = 50;
+/// Payloads and results longer than this are folded on the job page.
+const FOLD_BYTES: usize = 2048;
+
+/// What every page's frame needs: who is signed in, whether they may change things, the
+/// CSRF value for forms, and which section is open.
+pub struct Nav {
+    pub actor: String,
+    pub can_change: bool,
+    pub csrf: String,
+    pub section: &'static str,
+}
+
+impl Nav {
+    fn new(session: &Session, section: &'static str) -> Nav {
+        Nav {
+            actor: session.actor.clone(),
+            can_change: session.can_change(),
+            csrf: session.csrf(),
+            section,
+        }
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn encode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn when_opt(t: Option<DateTime<Utc>>) -> String {
+    t.map(when).unwrap_or_default()
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub next: String,
+    pub error: Option<String>,
+}
+
+/// Where to go after signing in: a path on this site only.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        _ => "/".into(),
+    }
+}
+
+pub async fn login(Query(q): Query<LoginQuery>) -> Response {
+    render(&LoginPage {
+        next: safe_next(q.next.as_deref()),
+        error: None,
+    })
+}
+
+struct StateCount {
+    state: &'static str,
+    count: u64,
+}
+
+struct KindRow {
+    kind: String,
+    counts: Vec<u64>,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct Overview {
+    nav: Nav,
+    states: Vec<StateCount>,
+    kinds: Vec<KindRow>,
+    finished_last_minute: u64,
+    finished_last_hour: u64,
+    oldest_claimable: String,
+    past_lease: u64,
+    providers: Vec<ProviderView>,
+}
+
+pub async fn overview(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+) -> Result<Response, DashError> {
+    let stats = state.store.stats(state.clock.now()).await?;
+    let count = |s: JobState, m: &std::collections::BTreeMap<JobState, u64>| {
+        m.get(&s).copied().unwrap_or(0)
+    };
+    let page = Overview {
+        nav: Nav::new(&session, "overview"),
+        states: JobState::ALL
+            .iter()
+            .map(|s| StateCount {
+                state: s.as_str(),
+                count: count(*s, &stats.by_state),
+            })
+            .collect(),
+        kinds: stats
+            .by_kind
+            .iter()
+            .map(|(kind, m)| KindRow {
+                kind: kind.clone(),
+                counts: JobState::ALL.iter().map(|s| count(*s, m)).collect(),
+            })
+            .collect(),
+        finished_last_minute: stats.finished_last_minute,
+        finished_last_hour: stats.finished_last_hour,
+        oldest_claimable: stats
+            .oldest_claimable_age_ms
+            .map(|ms| {
+                humantime::format_duration(std::time::Duration::from_millis(
+                    ms.max(0) as u64 / 1000 * 1000,
+                ))
+                .to_string()
+            })
+            .unwrap_or_else(|| "none waiting".into()),
+        past_lease: stats.past_lease,
+        providers: state.engine.providers().views().await,
+    };
+    Ok(render(&page))
+}
+
+#[derive(Deserialize, Default)]
+pub struct JobsQuery {
+    state: Option<String>,
+    kind: Option<String>,
+    user_id: Option<String>,
+    batch_id: Option<String>,
+    before: Option<String>,
+}
+
+struct JobRow {
+    id: String,
+    kind: String,
+    user_id: String,
+    batch_id: String,
+    state: &'static str,
+    attempt: u32,
+    created_at: String,
+    finished_at: String,
+}
+
+impl From<&Job> for JobRow {
+    fn from(j: &Job) -> Self {
+        JobRow {
+            id: j.id.clone(),
+            kind: j.kind.clone(),
+            user_id: j.user_id.clone(),
+            batch_id: j.batch_id.clone().unwrap_or_default(),
+            state: j.state.as_str(),
+            attempt: j.attempt,
+            created_at: when(j.created_at),
+            finished_at: when_opt(j.finished_at),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+struct JobsPage {
+    nav: Nav,
+    states: Vec<&'static str>,
+    kinds: Vec<String>,
+    filter: JobsQuery,
+    rows: Vec<JobRow>,
+    /// The link to the next (older) page, if there may be one.
+    older: Option<String>,
+}
+
+fn filled(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+pub async fn jobs(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Query(q): Query<JobsQuery>,
+) -> Result<Response, DashError> {
+    let job_state = filled(&q.state)
+        .map(|s| {
+            s.parse::<JobState>().map_err(|_| {
+                DashError::new(StatusCode::BAD_REQUEST, format!("unknown state {s:?}"))
+            })
+        })
+        .transpose()?;
+    let filter = JobFilter {
+        user_id: filled(&q.user_id),
+        state: job_state,
+        kind: filled(&q.kind),
+        batch_id: filled(&q.batch_id),
+    };
+    let page = state
+        .store
+        .jobs(&JobQuery {
+            filter,
+            before: filled(&q.before),
+            limit: JOBS_PER_PAGE,
+            max_bytes: state.config.api.list_page_bytes,
+        })
+        .await?;
+    let older = page.next_before.map(|before| {
+        let mut params = vec![];
+        for (name, value) in [
+            ("state", &q.state),
+            ("kind", &q.kind),
+            ("user_id", &q.user_id),
+            ("batch_id", &q.batch_id),
+        ] {
+            if let Some(v) = filled(value) {
+                params.push(format!("{name}={}", encode(&v)));
+            }
+        }
+        params.push(format!("before={}", encode(&before)));
+        format!("/jobs?{}", params.join("&"))
+    });
+    let page = JobsPage {
+        nav: Nav::new(&session, "jobs"),
+        states: JobState::ALL.iter().map(|s| s.as_str()).collect(),
+        kinds: state.config.kinds.iter().map(|k| k.name.clone()).collect(),
+        rows: page.jobs.iter().map(JobRow::from).collect(),
+        filter: q,
+        older,
+    };
+    Ok(render(&page))
+}
+
+/// A JSON value as the job page shows it: pretty, and folded when large.
+struct Shown {
+    text: String,
+    folded: bool,
+    bytes: usize,
+}
+
+impl Shown {
+    fn of(value: &serde_json::Value) -> Shown {
+        let text = pretty(value);
+        Shown {
+            folded: text.len() > FOLD_BYTES,
+            bytes: text.len(),
+            text,
+        }
+    }
+}
+
+struct LedgerRow {
+    id: i64,
+    kind: &'static str,
+    amount: i64,
+    balance: i64,
+    job_id: String,
+    batch_id: String,
+    reason: String,
+    created_at: String,
+}
+
+impl From<LedgerEntry> for LedgerRow {
+    fn from(e: LedgerEntry) -> Self {
+        LedgerRow {
+            id: e.id,
+            kind: e.kind.as_str(),
+            amount: e.amount,
+            balance: e.balance,
+            job_id: e.job_id.unwrap_or_default(),
+            batch_id: e.batch_id.unwrap_or_default(),
+            reason: e.reason,
+            created_at: when(e.created_at),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+struct JobPage {
+    nav: Nav,
+    job: JobRow,
+    priority: i32,
+    max_retries: u32,
+    retries_used: u32,
+    rate_limit_waits: u32,
+    cost: i64,
+    idempotency_key: String,
+    run_at: String,
+    started_at: String,
+    updated_at: String,
+    error_class: String,
+    error_message: String,
+    error_detail: Option<String>,
+    payload: Shown,
+    result: Option<Shown>,
+    ledger: Vec<LedgerRow>,
+    can_cancel: bool,
+    can_retry: bool,
+}
+
+pub async fn job(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, DashError> {
+    let job = state.store.job(&id).await?;
+    let ledger = state.store.job_ledger(&id).await?;
+    let (error_class, error_message, error_detail) = match &job.error {
+        Some(e) => (
+            e.class.as_str().to_string(),
+            if job.state.is_unfinished() {
+                RETRYING_MESSAGE.to_string()
+            } else {
+                state.messages.get(e.class).to_string()
+            },
+            Some(e.detail.clone()).filter(|_| session.can_change()),
+        ),
+        None => Default::default(),
+    };
+    let page = JobPage {
+        nav: Nav::new(&session, "jobs"),
+        job: JobRow::from(&job),
+        priority: job.priority,
+        max_retries: job.max_retries,
+        retries_used: job.retries_used,
+        rate_limit_waits: job.rate_limit_waits,
+        cost: job.cost,
+        idempotency_key: job.idempotency_key.clone().unwrap_or_default(),
+        run_at: when(job.run_at),
+        started_at: when_opt(job.started_at),
+        updated_at: when(job.updated_at),
+        error_class,
+        error_message,
+        error_detail,
+        payload: Shown::of(&job.payload),
+        result: job.result.as_ref().map(Shown::of),
+        ledger: ledger.into_iter().map(LedgerRow::from).collect(),
+        can_cancel: job.state.is_unfinished(),
+        can_retry: matches!(job.state, JobState::Failed | JobState::Canceled),
+    };
+    Ok(render(&page))
+}
+
+#[derive(Template)]
+#[template(path = "batch.html")]
+struct BatchPage {
+    nav: Nav,
+    batch: crate::views::BatchView,
+    done: u32,
+    percent: u32,
+    finished: bool,
+    rows: Vec<JobRow>,
+    more: bool,
+}
+
+pub async fn batch(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, DashError> {
+    let batch = state.store.batch(&id).await?;
+    let page = state
+        .store
+        .jobs(&JobQuery {
+            filter: JobFilter {
+                batch_id: Some(id),
+                ..Default::default()
+            },
+            before: None,
+            limit: JOBS_PER_PAGE,
+            max_bytes: state.config.api.list_page_bytes,
+        })
+        .await?;
+    let done = batch.succeeded + batch.failed + batch.canceled;
+    let page = BatchPage {
+        nav: Nav::new(&session, "jobs"),
+        done,
+        percent: (u64::from(done) * 100 / u64::from(batch.total.max(1))) as u32,
+        finished: done == batch.total,
+        rows: page.jobs.iter().map(JobRow::from).collect(),
+        more: page.next_before.is_some(),
+        batch: batch.into(),
+    };
+    Ok(render(&page))
+}
+
+#[derive(Deserialize)]
+pub struct FindUser {
+    id: String,
+}
+
+/// The header's user search: straight to that user's page.
+pub async fn find_user(_: Session, Query(q): Query<FindUser>) -> Redirect {
+    Redirect::to(&format!("/users/{}", encode(q.id.trim())))
+}
+
+#[derive(Deserialize, Default)]
+pub struct LedgerQuery {
+    before: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "user.html")]
+struct UserPage {
+    nav: Nav,
+    user: crate::routes::users::UserView,
+    plans: Vec<&'static str>,
+    ledger: Vec<LedgerRow>,
+    older: Option<String>,
+}
+
+pub async fn user(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<LedgerQuery>,
+) -> Result<Response, DashError> {
+    let day = state.config.quota.day(state.clock.now());
+    let user = state.store.user(&id, &day).await.map_err(|e| match e {
+        genq_store::StoreError::NotFound => DashError::new(
+            StatusCode::NOT_FOUND,
+            format!("No user {id:?}: a user exists once a job, a plan or credits name it."),
+        ),
+        other => other.into(),
+    })?;
+    let (entries, next) = state.store.ledger(&id, q.before, LEDGER_PER_PAGE).await?;
+    let page = UserPage {
+        nav: Nav::new(&session, "users"),
+        user: crate::routes::users::view(&state, user).await?,
+        plans: PLANS.to_vec(),
+        ledger: entries.into_iter().map(LedgerRow::from).collect(),
+        older: next.map(|before| format!("/users/{}?before={before}", encode(&id))),
+    };
+    Ok(render(&page))
+}
+
+struct LimitRow {
+    key: &'static str,
+    value: i64,
+    default: i64,
+    min: i64,
+    max: i64,
+    changed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "limits.html")]
+struct LimitsPage {
+    nav: Nav,
+    rows: Vec<LimitRow>,
+}
+
+pub async fn limits(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+) -> Result<Response, DashError> {
+    let limits = state.store.limits().await?;
+    let rows = LIMITS
+        .iter()
+        .map(|spec| {
+            let value = limits.get(spec.key);
+            LimitRow {
+                key: spec.key,
+                value,
+                default: spec.default,
+                min: spec.min,
+                max: spec.max,
+                changed: value != spec.default,
+            }
+        })
+        .collect();
+    Ok(render(&LimitsPage {
+        nav: Nav::new(&session, "limits"),
+        rows,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "providers.html")]
+struct ProvidersPage {
+    nav: Nav,
+    providers: Vec<ProviderView>,
+}
+
+pub async fn providers(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+) -> Result<impl IntoResponse, DashError> {
+    Ok(render(&ProvidersPage {
+        nav: Nav::new(&session, "providers"),
+        providers: state.engine.providers().views().await,
+    }))
+}

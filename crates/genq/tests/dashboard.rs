@@ -1,0 +1,395 @@
+//! The dashboard in a real browser: headless Chromium driven through chromedriver (Debian's
+//! `chromium` and `chromium-driver`; `.ci/run` installs them). Sign in, watch a batch reach
+//! 100% without a reload, read a failed job's attempts and refund, change a limit and see an
+//! enqueue refused by it, disable and enable a provider key, sign out. Forms without the
+//! session's CSRF value, and changes by a viewer, are refused. Every page is saved as a
+//! screenshot (`GENQ_SCREENSHOTS`, default `$CARGO_TARGET_TMPDIR/dashboard`).
+
+mod common;
+
+use common::{ADMIN, TestServer, config, fake};
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const VIEWER: &str = "viewer-token-0123456789abcdef";
+
+/// chromedriver on a free port, killed with the test.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (Debian: apt-get install chromium chromium-driver)");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{url}/status")).await.is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Driver { child, url }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,900"]
+        }),
+    );
+    ClientBuilder::rustls()
+        .expect("rustls")
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+fn screenshots() -> PathBuf {
+    let dir = std::env::var_os("GENQ_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shoot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// The text of the element `css` matches, once there is one.
+async fn text(c: &Client, css: &str) -> String {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Waits until `css` matches an element (the page is not reloaded for it).
+async fn wait_for(c: &Client, css: &str, within: Duration) {
+    c.wait()
+        .at_most(within)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} never appeared: {e}"));
+}
+
+/// Waits until the browser is at `want` (a click's navigation may still be under way).
+async fn at(c: &Client, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let path = c.current_url().await.unwrap().path().to_string();
+        if path == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "at {path}, not {want}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_watches_and_steers_genq_in_a_browser() {
+    let fake_url = fake(genq_fake_provider::FakeConfig::default()).await;
+    let mut cfg = config(&format!(
+        r#"
+[[providers]]
+name = "fake"
+type = "http"
+base_url = "{fake_url}/v1"
+keys = ["sk-secret-one", "sk-secret-two"]
+timeout = "5s"
+
+[[kinds]]
+name = "chat.generate"
+provider = "fake"
+path = "/chat/completions"
+"#
+    ));
+    cfg.auth.viewer_tokens.push(VIEWER.into());
+    let server = TestServer::start(cfg).await;
+    let driver = driver().await;
+    let c = browser(&driver).await;
+
+    // Nothing is reachable without signing in; a wrong token is refused.
+    c.goto(&format!("{}/jobs", server.url)).await.unwrap();
+    at(&c, "/login").await;
+    shoot(&c, "login").await;
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys("not-a-token-of-this-genq")
+        .await
+        .unwrap();
+    c.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text(&c, "#login-error").await.contains("not an admin"));
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(ADMIN)
+        .await
+        .unwrap();
+    c.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    at(&c, "/jobs").await;
+
+    // A batch's progress bar reaches 100% while the page stays loaded.
+    let items: Vec<Value> = (0..40)
+        .map(|i| json!({"n": i, "simulate": {"latency_ms": 200}}))
+        .collect();
+    let (status, body) = server
+        .post(
+            "/v1/batches",
+            json!({"user_id": "ana", "kind": "card.generate", "items": items}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let batch = body["batch"]["id"].as_str().unwrap().to_string();
+    c.goto(&format!("{}/batches/{batch}", server.url))
+        .await
+        .unwrap();
+    let first: u32 = text(&c, "#percent")
+        .await
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(first < 100, "the batch was done before its page loaded");
+    c.execute("window.stillThisPage = true;", vec![])
+        .await
+        .unwrap();
+    wait_for(&c, "#batch-done", Duration::from_secs(30)).await;
+    assert_eq!(text(&c, "#percent").await, "100%");
+    assert_eq!(
+        c.execute("return window.stillThisPage === true;", vec![])
+            .await
+            .unwrap(),
+        json!(true),
+        "the page was reloaded"
+    );
+    shoot(&c, "batch").await;
+
+    // A failed job: its attempts, its failure, its debit and refund.
+    let (status, body) = server
+        .post(
+            "/v1/jobs",
+            json!({"user_id": "ana", "kind": "card.generate",
+                   "payload": {"simulate": {"fail": "user_error"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let job = body["id"].as_str().unwrap().to_string();
+    server.until_state(&job, "failed").await;
+    c.goto(&format!("{}/jobs/{job}", server.url)).await.unwrap();
+    assert_eq!(text(&c, "#job-state").await, "failed");
+    assert_eq!(text(&c, "#attempts").await, "1");
+    assert!(text(&c, "#failure").await.contains("user_error"));
+    let ledger = text(&c, "#ledger").await;
+    assert!(
+        c.find(Locator::Css("#ledger tr.ledger-debit"))
+            .await
+            .is_ok()
+            && c.find(Locator::Css("#ledger tr.ledger-refund"))
+                .await
+                .is_ok(),
+        "debit and refund: {ledger}"
+    );
+    shoot(&c, "job").await;
+
+    // The overview and the job list.
+    c.goto(&server.url).await.unwrap();
+    wait_for(&c, "#count-succeeded", Duration::from_secs(5)).await;
+    assert_eq!(text(&c, "#count-failed").await, "1");
+    shoot(&c, "overview").await;
+    c.goto(&format!("{}/jobs?state=failed", server.url))
+        .await
+        .unwrap();
+    assert!(text(&c, "table.jobs").await.contains(&job));
+    shoot(&c, "jobs").await;
+    c.goto(&format!("{}/users/ana", server.url)).await.unwrap();
+    shoot(&c, "user").await;
+
+    // A limit changed on the page refuses the next enqueue over it.
+    c.goto(&format!("{}/limits", server.url)).await.unwrap();
+    let input = c
+        .find(Locator::Css(
+            "#limit-batch_max_items_per_request input[name=value]",
+        ))
+        .await
+        .unwrap();
+    input.clear().await.unwrap();
+    input.send_keys("2").await.unwrap();
+    c.find(Locator::Id("save-batch_max_items_per_request"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &c,
+        "#limit-batch_max_items_per_request.changed",
+        Duration::from_secs(10),
+    )
+    .await;
+    shoot(&c, "limits").await;
+    let (status, body) = server
+        .post(
+            "/v1/batches",
+            json!({"user_id": "ana", "kind": "card.generate", "items": [{}, {}, {}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "batch_too_large");
+
+    // A key disabled and enabled again.
+    let key_state = |c: &Client| {
+        let c = c.clone();
+        async move { text(&c, "tr[id='key-fake#1'] .badge").await }
+    };
+    c.goto(&format!("{}/providers", server.url)).await.unwrap();
+    assert_eq!(key_state(&c).await, "ok");
+    c.find(Locator::Css("tr[id='key-fake#1'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.accept_alert().await.unwrap();
+    wait_for(
+        &c,
+        "tr[id='key-fake#1'] .badge.disabled",
+        Duration::from_secs(5),
+    )
+    .await;
+    let (_, providers) = server.get("/v1/admin/providers").await;
+    assert_eq!(providers["providers"][0]["keys"][0]["state"], "disabled");
+    shoot(&c, "providers").await;
+    c.find(Locator::Css("tr[id='key-fake#1'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "tr[id='key-fake#1'] .badge.ok", Duration::from_secs(5)).await;
+
+    // Forms without this session's CSRF value are refused, and so is any change by a viewer.
+    let cookie = c.get_named_cookie("genq_session").await.unwrap();
+    let session = format!("genq_session={}", cookie.value());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |cookie: String, form: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let url = format!("{}/limits/batch_max_items_per_request", server.url);
+        async move {
+            http.post(url)
+                .header("cookie", cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        post(session.clone(), vec![("value", "5".into())]).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(
+            session.clone(),
+            vec![("value", "5".into()), ("csrf", "forged".into())]
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    let signed_in = http
+        .post(format!("{}/login", server.url))
+        .form(&[("token", VIEWER)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let viewer = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = http
+        .get(format!("{}/limits", server.url))
+        .header("cookie", &viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("Save</button>"), "a viewer sees no forms");
+    let csrf = regex::Regex::new(r#"name="csrf" value="([^"]+)""#)
+        .unwrap()
+        .captures(&page)
+        .unwrap()[1]
+        .to_string();
+    assert_eq!(
+        post(viewer, vec![("value", "5".into()), ("csrf", csrf)]).await,
+        StatusCode::FORBIDDEN
+    );
+    let (_, limits) = server.get("/v1/admin/limits").await;
+    assert_eq!(
+        limits["limits"]["batch_max_items_per_request"]["value"], 2,
+        "nothing changed"
+    );
+
+    // Signing out ends the session in this browser.
+    c.find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    at(&c, "/login").await;
+    c.goto(&format!("{}/limits", server.url)).await.unwrap();
+    at(&c, "/login").await;
+
+    c.close().await.unwrap();
+    server.shutdown().await;
+}
