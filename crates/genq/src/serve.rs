@@ -375,10 +375,11 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
             config.database_label(),
             engine.shared().settings.node_id
         );
+        println!("dashboard: http://{addr}/ (sign in with an admin or viewer token)");
         if let Some((token, path)) = generated {
             println!("admin token: {token}");
             println!(
-                "  (stored in {}; send it as Authorization: Bearer <token>)",
+                "  (stored in {}; send it as Authorization: Bearer <token>, or paste it into the dashboard)",
                 path.display()
             );
         }

@@ -1049,7 +1049,9 @@ pub async fn credits_are_debited_and_refunded_once(store: DynStore) {
     keyed.as_batch = false;
     keyed.cost = 2;
     keyed.idempotency_key = Some("k".into());
-    store.enqueue(keyed.clone()).await.unwrap();
+    let single = store.enqueue(keyed.clone()).await.unwrap().jobs[0]
+        .id
+        .clone();
     store.enqueue(keyed).await.unwrap();
     assert_eq!(user(&store, "u1").await.credits, 2);
     // One fails, one is canceled, one succeeds after a retry: two refunds.
@@ -1095,6 +1097,16 @@ pub async fn credits_are_debited_and_refunded_once(store: DynStore) {
         .filter(|e| e.kind == genq_core::LedgerKind::Refund)
         .collect();
     assert_eq!(refunds.len(), 2);
+    // A job's own entries: the failed batch job has its refund (the batch was debited once,
+    // naming the batch); the idempotent single job its debit.
+    let failed = store.job_ledger(&claimed[0].id).await.unwrap();
+    let kinds: Vec<_> = failed.iter().map(|e| (e.kind, e.amount)).collect();
+    assert_eq!(kinds, [(genq_core::LedgerKind::Refund, 2)]);
+    assert_eq!(failed[0].job_id.as_deref(), Some(claimed[0].id.as_str()));
+    let debit = store.job_ledger(&single).await.unwrap();
+    let kinds: Vec<_> = debit.iter().map(|e| (e.kind, e.amount)).collect();
+    assert_eq!(kinds[0], (genq_core::LedgerKind::Debit, -2));
+    assert!(store.job_ledger("no-such-job").await.unwrap().is_empty());
     assert_eq!(
         u.used_today, 2,
         "failed and canceled jobs do not count toward the day"
