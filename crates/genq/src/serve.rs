@@ -9,6 +9,7 @@ use genq_core::SystemClock;
 use genq_engine::{Engine, EngineSettings};
 use genq_store::{PgStore, SqliteStore, Store, Synchronous};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -370,16 +371,20 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
             .await
             .with_context(|| format!("listen: cannot bind {}", config.listen))?;
         let addr = listener.local_addr()?;
-        println!(
-            "genq listening on http://{addr} (database {}, node {})",
+        // Written, not `println!`: a reader that closed stdout (a pipe to `head`) must not
+        // take the server down with a panic.
+        let mut out = std::io::stdout();
+        let _ = writeln!(
+            out,
+            "genq listening on http://{addr} (database {}, node {}); dashboard: http://{addr}/",
             config.database_label(),
             engine.shared().settings.node_id
         );
-        println!("dashboard: http://{addr}/ (sign in with an admin or viewer token)");
         if let Some((token, path)) = generated {
-            println!("admin token: {token}");
-            println!(
-                "  (stored in {}; send it as Authorization: Bearer <token>, or paste it into the dashboard)",
+            let _ = writeln!(out, "admin token: {token}");
+            let _ = writeln!(
+                out,
+                "  (stored in {}; send it as Authorization: Bearer <token>, or sign in to the dashboard with it)",
                 path.display()
             );
         }

@@ -68,9 +68,7 @@ pub async fn cancel(
     Form(form): Form<Plain>,
 ) -> Result<Redirect, DashError> {
     session.authorize(&form.csrf)?;
-    let job = state.store.cancel(&id, state.clock.now()).await?;
-    state.engine.metrics().canceled(&job);
-    state.engine.cancel_local(&id);
+    crate::routes::jobs::cancel_job(&state, &id).await?;
     tracing::info!(actor = %session.actor, job = %id, "dashboard: job canceled");
     Ok(Redirect::to(&format!("/jobs/{}", encode(&id))))
 }
@@ -82,9 +80,7 @@ pub async fn retry(
     Form(form): Form<Plain>,
 ) -> Result<Redirect, DashError> {
     session.authorize(&form.csrf)?;
-    let job = state.store.admin_retry(&id, state.clock.now()).await?;
-    state.engine.metrics().retried_by_admin(&job);
-    state.engine.wake().work();
+    crate::routes::jobs::retry_job(&state, &id).await?;
     tracing::info!(actor = %session.actor, job = %id, "dashboard: job retried");
     Ok(Redirect::to(&format!("/jobs/{}", encode(&id))))
 }
@@ -103,12 +99,7 @@ pub async fn set_plan(
     Form(form): Form<PlanForm>,
 ) -> Result<Redirect, DashError> {
     session.authorize(&form.csrf)?;
-    if !genq_core::limits::PLANS.contains(&form.plan.as_str()) {
-        return Err(DashError::new(
-            StatusCode::BAD_REQUEST,
-            format!("Unknown plan {:?}.", form.plan),
-        ));
-    }
+    crate::routes::users::check_plan(&form.plan)?;
     let ctx = crate::routes::users::user_ctx(&state);
     state.store.set_plan(&id, &form.plan, &ctx).await?;
     tracing::info!(actor = %session.actor, user = %id, plan = %form.plan, "dashboard: plan changed");
@@ -134,19 +125,8 @@ pub async fn credits(
         .delta
         .trim()
         .parse()
-        .ok()
-        .filter(|d: &i64| *d != 0 && d.unsigned_abs() <= 1_000_000_000_000)
-        .ok_or_else(|| {
-            DashError::new(
-                StatusCode::BAD_REQUEST,
-                "Credits: a whole number, not 0, at most 10^12 either way.",
-            )
-        })?;
-    crate::extract::check_text(
-        "reason",
-        &form.reason,
-        crate::routes::users::MAX_REASON_CHARS,
-    )?;
+        .map_err(|_| DashError::new(StatusCode::BAD_REQUEST, "Credits: a whole number."))?;
+    crate::routes::users::check_credits(delta, &form.reason)?;
     let ctx = crate::routes::users::user_ctx(&state);
     state
         .store
@@ -176,14 +156,7 @@ pub async fn set_limit(
             format!("{key}: {:?} is not a whole number.", form.value),
         )
     })?;
-    genq_core::limits::check(&key, value)
-        .map_err(|e| DashError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let limits = state
-        .store
-        .set_limit(&key, value, state.clock.now())
-        .await?;
-    state.engine.limits_changed(limits);
-    state.engine.wake().work();
+    crate::routes::admin::change_limit(&state, &key, value).await?;
     tracing::info!(actor = %session.actor, key = %key, value, "dashboard: limit changed");
     Ok(Redirect::to("/limits"))
 }
@@ -200,23 +173,7 @@ pub async fn key(
         "disable" => false,
         _ => return Err(DashError::new(StatusCode::NOT_FOUND, "No such page.")),
     };
-    state
-        .engine
-        .providers()
-        .set_key(&name, &label, enable)
-        .await
-        .map_err(|what| {
-            DashError::new(
-                StatusCode::NOT_FOUND,
-                match what {
-                    "provider" => format!("No external provider named {name:?}."),
-                    _ => format!("Provider {name:?} has no key labeled {label:?}."),
-                },
-            )
-        })?;
-    if enable {
-        state.engine.wake().work();
-    }
+    crate::routes::admin::set_key(&state, &name, &label, enable).await?;
     tracing::info!(actor = %session.actor, provider = %name, key = %label, enable, "dashboard: key changed");
     Ok(Redirect::to("/providers"))
 }

@@ -72,7 +72,13 @@ pub async fn set_limit(
     JsonBody(body): JsonBody<SetLimit>,
 ) -> ApiResult<Json<LimitsView>> {
     caller.require_admin()?;
-    match genq_core::limits::check(&key, body.value) {
+    let limits = change_limit(&state, &key, body.value).await?;
+    Ok(Json(view(&limits)))
+}
+
+/// Sets a limit (API and dashboard) and tells this process's engine at once.
+pub(crate) async fn change_limit(state: &AppState, key: &str, value: i64) -> ApiResult<Limits> {
+    match genq_core::limits::check(key, value) {
         Err(LimitError::Unknown(_)) => {
             let keys: Vec<&str> = LIMITS.iter().map(|l| l.key).collect();
             return Err(
@@ -83,14 +89,11 @@ pub async fn set_limit(
         Err(e @ LimitError::OutOfRange { .. }) => return Err(ApiError::invalid(e.to_string())),
         Ok(()) => {}
     }
-    let limits = state
-        .store
-        .set_limit(&key, body.value, state.clock.now())
-        .await?;
+    let limits = state.store.set_limit(key, value, state.clock.now()).await?;
     state.engine.limits_changed(limits.clone());
     // A lower user_max_running or a higher queue limit may change what is claimable.
     state.engine.wake().work();
-    Ok(Json(view(&limits)))
+    Ok(limits)
 }
 
 /// Every external provider of this process and its keys (by label, never the secret).
@@ -126,15 +129,26 @@ pub async fn enable_key(
     PathParams((name, label)): PathParams<(String, String)>,
 ) -> ApiResult<Json<genq_engine::providers::upstream::ProviderView>> {
     caller.require_admin()?;
+    Ok(Json(set_key(&state, &name, &label, true).await?))
+}
+
+/// An admin enables or disables a key (API and dashboard). A label of digits alone is the
+/// key's position (`2` is `{name}#2`).
+pub(crate) async fn set_key(
+    state: &AppState,
+    name: &str,
+    label: &str,
+    enabled: bool,
+) -> ApiResult<genq_engine::providers::upstream::ProviderView> {
     let label = if label.chars().all(|c| c.is_ascii_digit()) {
         format!("{name}#{label}")
     } else {
-        label
+        label.to_string()
     };
     let view = state
         .engine
         .providers()
-        .set_key(&name, &label, true)
+        .set_key(name, &label, enabled)
         .await
         .map_err(|what| {
             ApiError::new(
@@ -145,9 +159,11 @@ pub async fn enable_key(
                 },
             )
         })?;
-    // Jobs waiting for a usable key may go now.
-    state.engine.wake().work();
-    Ok(Json(view))
+    if enabled {
+        // Jobs waiting for a usable key may go now.
+        state.engine.wake().work();
+    }
+    Ok(view)
 }
 
 /// A configured webhook endpoint and how its deliveries go.

@@ -325,10 +325,16 @@ pub async fn cancel(
     PathId(id): PathId,
 ) -> ApiResult<Json<JobView>> {
     caller.require_app()?;
-    let job = state.store.cancel(&id, state.clock.now()).await?;
-    state.engine.metrics().canceled(&job);
-    state.engine.cancel_local(&id);
+    let job = cancel_job(&state, &id).await?;
     Ok(Json(JobView::new(job, visibility(&state, &caller))))
+}
+
+/// Cancels a job (API and dashboard): the store, the metrics, and an attempt running here.
+pub(crate) async fn cancel_job(state: &AppState, id: &str) -> ApiResult<genq_core::Job> {
+    let job = state.store.cancel(id, state.clock.now()).await?;
+    state.engine.metrics().canceled(&job);
+    state.engine.cancel_local(id);
+    Ok(job)
 }
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",
@@ -342,8 +348,14 @@ pub async fn retry(
     PathId(id): PathId,
 ) -> ApiResult<Json<JobView>> {
     caller.require_admin()?;
-    let job = state.store.admin_retry(&id, state.clock.now()).await?;
+    let job = retry_job(&state, &id).await?;
+    Ok(Json(JobView::new(job, visibility(&state, &caller))))
+}
+
+/// An admin's retry of a failed or canceled job (API and dashboard).
+pub(crate) async fn retry_job(state: &AppState, id: &str) -> ApiResult<genq_core::Job> {
+    let job = state.store.admin_retry(id, state.clock.now()).await?;
     state.engine.metrics().retried_by_admin(&job);
     state.engine.wake().work();
-    Ok(Json(JobView::new(job, visibility(&state, &caller))))
+    Ok(job)
 }

@@ -90,19 +90,34 @@ pub async fn put(
     JsonBody(body): JsonBody<SetPlan>,
 ) -> ApiResult<Json<UserView>> {
     caller.require_admin()?;
-    if !PLANS.contains(&body.plan.as_str()) {
-        return Err(ApiError::invalid(format!(
-            "unknown plan {:?}; plans: {}",
-            body.plan,
-            PLANS.join(", ")
-        ))
-        .with_details(serde_json::json!({"field": "plan"})));
-    }
+    check_plan(&body.plan)?;
     let user = state
         .store
         .set_plan(&id, &body.plan, &user_ctx(&state))
         .await?;
     Ok(Json(view(&state, user).await?))
+}
+
+pub(crate) fn check_plan(plan: &str) -> ApiResult<()> {
+    if !PLANS.contains(&plan) {
+        return Err(ApiError::invalid(format!(
+            "unknown plan {plan:?}; plans: {}",
+            PLANS.join(", ")
+        ))
+        .with_details(serde_json::json!({"field": "plan"})));
+    }
+    Ok(())
+}
+
+/// A credits change an admin may make (API and dashboard).
+pub(crate) fn check_credits(delta: i64, reason: &str) -> ApiResult<()> {
+    if delta == 0 || delta.unsigned_abs() > 1_000_000_000_000 {
+        return Err(
+            ApiError::invalid("delta must be non-zero and at most 10^12 either way")
+                .with_details(serde_json::json!({"field": "delta"})),
+        );
+    }
+    crate::extract::check_text("reason", reason, MAX_REASON_CHARS)
 }
 
 /// Longest reason of a credits change, in characters.
@@ -131,13 +146,7 @@ pub async fn credits(
     JsonBody(body): JsonBody<Credits>,
 ) -> ApiResult<Json<UserView>> {
     caller.require_admin()?;
-    if body.delta == 0 || body.delta.unsigned_abs() > 1_000_000_000_000 {
-        return Err(
-            ApiError::invalid("delta must be non-zero and at most 10^12 either way")
-                .with_details(serde_json::json!({"field": "delta"})),
-        );
-    }
-    crate::extract::check_text("reason", &body.reason, MAX_REASON_CHARS)?;
+    check_credits(body.delta, &body.reason)?;
     let user = state
         .store
         .add_credits(&id, body.delta, &body.reason, &user_ctx(&state))
