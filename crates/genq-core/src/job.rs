@@ -37,6 +37,27 @@ pub struct Job {
     pub series: u32,
     /// The provider task the current attempt created and is polling (`task` providers).
     pub provider_task: Option<ProviderTask>,
+    /// When the current (or last) attempt started.
+    pub attempt_started_at: Option<DateTime<Utc>>,
+    /// The attempts that ended, oldest first; the newest [`HISTORY_KEPT`] of them.
+    pub history: Vec<AttemptRecord>,
+}
+
+/// How many ended attempts a job keeps in its history.
+pub const HISTORY_KEPT: usize = 50;
+
+/// One ended attempt: when it ran, and what it led to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: DateTime<Utc>,
+    /// The state the attempt left the job in: `succeeded`, `failed` or `canceled`; `retrying`
+    /// (or `queued`, when handed back) for one that runs again.
+    pub outcome: JobState,
+    /// Why it did not succeed, if it failed.
+    pub class: Option<ErrorClass>,
+    pub detail: Option<String>,
 }
 
 impl Job {

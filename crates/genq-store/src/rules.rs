@@ -97,7 +97,49 @@ pub(crate) fn new_job(
         day: req.day.clone(),
         series: 1,
         provider_task: None,
+        attempt_started_at: None,
+        history: Vec::new(),
     }
+}
+
+/// A job's attempt history as both backends keep it: a JSON array of objects with times in
+/// microseconds (`migrations/*/…_attempt_history.sql`).
+pub(crate) fn history(text: Option<&str>) -> Result<Vec<genq_core::job::AttemptRecord>, String> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        attempt: u32,
+        started_at: Option<i64>,
+        ended_at: i64,
+        outcome: String,
+        class: Option<String>,
+        detail: Option<String>,
+    }
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let stored: Vec<Stored> =
+        serde_json::from_str(text).map_err(|e| format!("jobs.history: {e}"))?;
+    let time = |t: i64| DateTime::<Utc>::from_timestamp_micros(t).unwrap_or_default();
+    stored
+        .into_iter()
+        .map(|a| {
+            Ok(genq_core::job::AttemptRecord {
+                attempt: a.attempt,
+                started_at: a.started_at.map(time),
+                ended_at: time(a.ended_at),
+                outcome: a
+                    .outcome
+                    .parse()
+                    .map_err(|e| format!("jobs.history: {e}"))?,
+                class: a
+                    .class
+                    .map(|c| c.parse())
+                    .transpose()
+                    .map_err(|e| format!("jobs.history: {e}"))?,
+                detail: a.detail,
+            })
+        })
+        .collect()
 }
 
 /// A claimable job as a claim's candidate query shows it.

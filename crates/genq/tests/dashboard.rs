@@ -220,6 +220,12 @@ path = "/chat/completions"
     assert_eq!(text(&c, "#job-state").await, "failed");
     assert_eq!(text(&c, "#attempts").await, "1");
     assert!(text(&c, "#failure").await.contains("user_error"));
+    let attempts = c
+        .find_all(Locator::Css("#history tr.attempt"))
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert!(attempts[0].text().await.unwrap().contains("user_error"));
     let ledger = text(&c, "#ledger").await;
     assert!(
         c.find(Locator::Css("#ledger tr.ledger-debit"))
@@ -232,10 +238,41 @@ path = "/chat/completions"
     );
     shoot(&c, "job").await;
 
+    // A job that failed three times: each attempt with its class and detail.
+    let (status, body) = server
+        .post(
+            "/v1/jobs",
+            json!({"user_id": "ana", "kind": "fast.retry",
+                   "payload": {"simulate": {"fail": "temporary"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let retried = body["id"].as_str().unwrap().to_string();
+    server.until_state(&retried, "failed").await;
+    c.goto(&format!("{}/jobs/{retried}", server.url))
+        .await
+        .unwrap();
+    let rows = c
+        .find_all(Locator::Css("#history tr.attempt"))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for row in rows {
+        seen.push(row.text().await.unwrap());
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(
+        seen[..2]
+            .iter()
+            .all(|r| r.contains("retrying") && r.contains("temporary"))
+    );
+    assert!(seen[2].contains("failed") && seen[2].contains("simulated temporary"));
+    shoot(&c, "job-retried").await;
+
     // The overview and the job list.
     c.goto(&server.url).await.unwrap();
     wait_for(&c, "#count-succeeded", Duration::from_secs(5)).await;
-    assert_eq!(text(&c, "#count-failed").await, "1");
+    assert_eq!(text(&c, "#count-failed").await, "2");
     shoot(&c, "overview").await;
     c.goto(&format!("{}/jobs?state=failed", server.url))
         .await

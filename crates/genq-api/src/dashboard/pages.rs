@@ -304,11 +304,67 @@ impl From<LedgerEntry> for LedgerRow {
     }
 }
 
+/// One attempt on the job page: ended, or (the last) still running.
+struct AttemptRow {
+    attempt: u32,
+    started_at: String,
+    ended_at: String,
+    took: String,
+    outcome: &'static str,
+    class: String,
+    message: String,
+    detail: Option<String>,
+}
+
+fn attempt_rows(job: &Job, state: &AppState, admin: bool) -> Vec<AttemptRow> {
+    let took = |from: Option<DateTime<Utc>>, to: DateTime<Utc>| {
+        from.and_then(|f| (to - f).to_std().ok())
+            .map(|d| {
+                humantime::format_duration(std::time::Duration::from_millis(d.as_millis() as u64))
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let mut rows: Vec<AttemptRow> = job
+        .history
+        .iter()
+        .map(|a| AttemptRow {
+            attempt: a.attempt,
+            started_at: when_opt(a.started_at),
+            ended_at: when(a.ended_at),
+            took: took(a.started_at, a.ended_at),
+            outcome: a.outcome.as_str(),
+            class: a.class.map(|c| c.as_str().to_string()).unwrap_or_default(),
+            // What the user was told: a failure that is retried is not refunded (yet).
+            message: match a.class {
+                Some(_) if a.outcome.is_unfinished() => RETRYING_MESSAGE.to_string(),
+                Some(c) => state.messages.get(c).to_string(),
+                None => String::new(),
+            },
+            detail: a.detail.clone().filter(|_| admin),
+        })
+        .collect();
+    if job.state == JobState::Running {
+        rows.push(AttemptRow {
+            attempt: job.attempt,
+            started_at: when_opt(job.attempt_started_at),
+            ended_at: String::new(),
+            took: took(job.attempt_started_at, state.clock.now()),
+            outcome: "running",
+            class: String::new(),
+            message: String::new(),
+            detail: None,
+        });
+    }
+    rows
+}
+
 #[derive(Template)]
 #[template(path = "job.html")]
 struct JobPage {
     nav: Nav,
     job: JobRow,
+    attempts: Vec<AttemptRow>,
     priority: i32,
     max_retries: u32,
     retries_used: u32,
@@ -350,6 +406,7 @@ pub async fn job(
     let page = JobPage {
         nav: Nav::new(&session, "jobs"),
         job: JobRow::from(&job),
+        attempts: attempt_rows(&job, &state, session.can_change()),
         priority: job.priority,
         max_retries: job.max_retries,
         retries_used: job.retries_used,

@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             concurrent_claimers_never_share_a_job, a_node_id_is_held_by_one_process,
             users_are_created_on_first_use, limits_are_stored_and_checked,
             enqueue_checks_every_limit_before_writing, credits_are_debited_and_refunded_once,
+            a_canceled_attempt_ends_in_the_history,
             admin_retry_debits_again, user_max_running_holds_across_claims,
             user_counts_hold_while_the_upkeep_runs,
             parked_task_jobs_are_polled_when_due, a_poll_that_dies_is_taken_again,
@@ -449,6 +450,67 @@ pub async fn retry_waits_and_counts(store: DynStore) {
     let done = store.job(&job.id).await.unwrap();
     assert_eq!((done.state, done.attempt), (JobState::Succeeded, 3));
     assert!(done.error.is_none(), "a success clears the last failure");
+    // Every attempt stays in the history: when it ran, what it led to, and why.
+    let kept: Vec<_> = done
+        .history
+        .iter()
+        .map(|a| (a.attempt, a.started_at, a.ended_at, a.outcome, a.class))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (
+                1,
+                Some(t0()),
+                now,
+                JobState::Retrying,
+                Some(ErrorClass::Temporary)
+            ),
+            (
+                2,
+                Some(run_at),
+                run_at,
+                JobState::Retrying,
+                Some(ErrorClass::RateLimited)
+            ),
+            (3, Some(later), later, JobState::Succeeded, None),
+        ]
+    );
+    assert_eq!(done.history[0].detail.as_deref(), Some("temporary detail"));
+    assert_eq!(done.attempt_started_at, Some(later));
+}
+
+pub async fn a_canceled_attempt_ends_in_the_history(store: DynStore) {
+    store.enqueue(new_jobs("u1", 2)).await.unwrap();
+    let running = claim(&store, 1).await.remove(0);
+    let now = t0() + Duration::seconds(2);
+    let canceled = store.cancel(&running.id, now).await.unwrap();
+    assert_eq!(canceled.history.len(), 1);
+    let a = &canceled.history[0];
+    assert_eq!(
+        (a.attempt, a.started_at, a.ended_at, a.outcome, a.class),
+        (
+            1,
+            Some(t0()),
+            now,
+            JobState::Canceled,
+            Some(ErrorClass::Canceled)
+        )
+    );
+    // A job canceled before it ran had no attempt.
+    let page = store
+        .jobs(&JobQuery::newest(JobFilter::default(), 10))
+        .await
+        .unwrap();
+    let queued = page.jobs.iter().find(|j| j.id != running.id).unwrap();
+    assert!(
+        store
+            .cancel(&queued.id, now)
+            .await
+            .unwrap()
+            .history
+            .is_empty()
+    );
 }
 
 pub async fn due_retry_is_claimable_at_once(store: DynStore) {

@@ -195,6 +195,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "user_count_moves",
         include_str!("../../migrations/postgres/0008_user_count_moves.sql"),
     ),
+    (
+        9,
+        "attempt_history",
+        include_str!("../../migrations/postgres/0009_attempt_history.sql"),
+    ),
 ];
 
 fn migrator() -> sqlx::migrate::Migrator {

@@ -135,6 +135,12 @@ pub(crate) fn job(row: &PgRow) -> Result<Job, sqlx::Error> {
         series: row.try_get::<i32, _>("series")? as u32,
         day: row.try_get("day")?,
         provider_task,
+        attempt_started_at: opt_time("attempt_started_at")?,
+        history: match row.try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>("history")? {
+            Some(h) => crate::rules::history(Some(&h.0.to_string()))
+                .map_err(|e| sqlx::Error::Decode(e.into()))?,
+            None => Vec::new(),
+        },
     })
 }
 

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "claimable_run_at",
         include_str!("../../migrations/sqlite/0007_claimable_run_at.sql"),
     ),
+    (
+        8,
+        "attempt_history",
+        include_str!("../../migrations/sqlite/0008_attempt_history.sql"),
+    ),
 ];
 
 /// Migrations applied, and migrations this build knows.

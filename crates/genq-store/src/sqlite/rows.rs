@@ -37,7 +37,7 @@ where
 /// position, not name, because the claim path reads thousands of rows a second; the test below
 /// keeps this list equal to the schema.
 #[cfg(test)]
-pub(crate) const JOB_COLUMNS: [&str; 30] = [
+pub(crate) const JOB_COLUMNS: [&str; 32] = [
     "id",
     "kind",
     "user_id",
@@ -68,6 +68,8 @@ pub(crate) const JOB_COLUMNS: [&str; 30] = [
     "day",
     "provider_task_id",
     "provider_task_at",
+    "attempt_started_at",
+    "history",
 ];
 
 pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
@@ -122,6 +124,12 @@ pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
             }),
             None => None,
         },
+        attempt_started_at: opt_time(row.get(30)?),
+        history: crate::rules::history(row.get::<_, Option<String>>(31)?.as_deref()).map_err(
+            |e| {
+                rusqlite::Error::FromSqlConversionFailure(31, rusqlite::types::Type::Text, e.into())
+            },
+        )?,
     })
 }
 

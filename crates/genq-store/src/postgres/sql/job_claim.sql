@@ -11,6 +11,7 @@ SET state = 'running',
     lease_worker = $4,
     lease_expires_at = $5,
     started_at = coalesce(started_at, $6),
+    attempt_started_at = $6,
     provider_task_id = NULL,
     provider_task_at = NULL,
     updated_at = $6

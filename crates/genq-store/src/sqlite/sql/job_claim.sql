@@ -9,6 +9,7 @@ SET state = 'running',
     lease_worker = :worker_id,
     lease_expires_at = :lease_until,
     started_at = coalesce(started_at, :now),
+    attempt_started_at = :now,
     provider_task_id = NULL,
     provider_task_at = NULL,
     updated_at = :now

@@ -11,6 +11,13 @@ SET state = :state,
     retries_used = retries_used + :uses_retry,
     rate_limit_waits = rate_limit_waits + :rate_limit_wait,
     finished_at = :finished_at,
+    -- The attempt that ends, appended to the history (the oldest dropped beyond 50).
+    history = json_insert(
+        CASE WHEN json_array_length(coalesce(history, '[]')) >= 50
+             THEN json_remove(history, '$[0]') ELSE coalesce(history, '[]') END,
+        '$[#]',
+        json_object('attempt', attempt, 'started_at', attempt_started_at, 'ended_at', :now,
+                    'outcome', :state, 'class', :error_class, 'detail', :error_detail)),
     lease_token = NULL,
     lease_node = NULL,
     lease_worker = NULL,
