@@ -102,6 +102,21 @@ pub(crate) fn new_job(
     }
 }
 
+/// The attempt that succeeded, which the history does not store (the finish statements keep
+/// the common path cheap): the job's own attempt and times tell it.
+pub(crate) fn complete_history(job: &mut Job) {
+    if let (JobState::Succeeded, Some(ended_at)) = (job.state, job.finished_at) {
+        job.history.push(genq_core::job::AttemptRecord {
+            attempt: job.attempt,
+            started_at: job.attempt_started_at,
+            ended_at,
+            outcome: JobState::Succeeded,
+            class: None,
+            detail: None,
+        });
+    }
+}
+
 /// A job's attempt history as both backends keep it: a JSON array of objects with times in
 /// microseconds (`migrations/*/…_attempt_history.sql`).
 pub(crate) fn history(text: Option<&str>) -> Result<Vec<genq_core::job::AttemptRecord>, String> {

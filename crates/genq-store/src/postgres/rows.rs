@@ -98,7 +98,7 @@ pub(crate) fn job(row: &PgRow) -> Result<Job, sqlx::Error> {
     let opt_time = |col: &str| -> Result<_, sqlx::Error> {
         Ok(row.try_get::<Option<i64>, _>(col)?.map(from_micros))
     };
-    Ok(Job {
+    let mut job = Job {
         id: row.try_get("id")?,
         kind: row.try_get("kind")?,
         user_id: row.try_get("user_id")?,
@@ -141,7 +141,9 @@ pub(crate) fn job(row: &PgRow) -> Result<Job, sqlx::Error> {
                 .map_err(|e| sqlx::Error::Decode(e.into()))?,
             None => Vec::new(),
         },
-    })
+    };
+    crate::rules::complete_history(&mut job);
+    Ok(job)
 }
 
 /// A batch row; its progress counts are filled in from its jobs.

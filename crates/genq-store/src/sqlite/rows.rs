@@ -87,7 +87,7 @@ pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
         }),
         None => None,
     };
-    Ok(Job {
+    let mut job = Job {
         id: row.get(0)?,
         kind: row.get(1)?,
         user_id: row.get(2)?,
@@ -130,7 +130,9 @@ pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
                 rusqlite::Error::FromSqlConversionFailure(31, rusqlite::types::Type::Text, e.into())
             },
         )?,
-    })
+    };
+    crate::rules::complete_history(&mut job);
+    Ok(job)
 }
 
 /// A batch row; its progress counts are filled in from its jobs.

@@ -40,12 +40,14 @@ SET state = f.state,
     retries_used = j.retries_used + f.uses_retry,
     rate_limit_waits = j.rate_limit_waits + f.rate_limit_wait,
     finished_at = f.finished_at,
-    -- The attempt that ends, appended to the history (the oldest dropped beyond 50).
-    history = CASE WHEN jsonb_array_length(coalesce(j.history, '[]')) >= 50
-                   THEN j.history - 0 ELSE coalesce(j.history, '[]') END
+    -- An attempt that did not succeed is appended to the history (the oldest dropped beyond
+    -- 50); a success is told by the job's own attempt_started_at and finished_at.
+    history = CASE WHEN f.state = 'succeeded' THEN j.history ELSE
+        CASE WHEN jsonb_array_length(coalesce(j.history, '[]')) >= 50
+             THEN j.history - 0 ELSE coalesce(j.history, '[]') END
         || jsonb_build_array(jsonb_build_object(
                'attempt', j.attempt, 'started_at', j.attempt_started_at, 'ended_at', f.now,
-               'outcome', f.state, 'class', f.error_class, 'detail', f.error_detail)),
+               'outcome', f.state, 'class', f.error_class, 'detail', f.error_detail)) END,
     lease_token = NULL,
     lease_node = NULL,
     lease_worker = NULL,
