@@ -735,13 +735,13 @@ fn explain_miss(conn: &Connection, id: &str, wanted: &str) -> StoreError {
     }
 }
 
+/// At least this many jobs match a list's filter: walk the primary key (see `list_jobs`).
+const DENSE_MATCHES: i64 = 5_000;
+
 fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<Page> {
     // First the ids and sizes of the candidates, so that the byte budget is applied before
     // any payload is read. Only the filters given become conditions, so SQLite can pick the
     // index that fits (a `(? IS NULL OR col = ?)` condition would hide it from the planner).
-    let mut sql = String::from(
-        "SELECT id, octet_length(payload) + coalesce(octet_length(result), 0) FROM jobs WHERE 1 = 1",
-    );
     let mut params: Vec<(&str, String)> = Vec::new();
     let f = &q.filter;
     let conditions = [
@@ -750,12 +750,42 @@ fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<Page> {
         ("kind", ":kind", f.kind.clone()),
         ("batch_id", ":batch_id", f.batch_id.clone()),
     ];
+    let mut filter = String::new();
     for (column, name, value) in conditions {
         if let Some(value) = value {
-            sql.push_str(&format!(" AND {column} = {name}"));
+            filter.push_str(&format!(" AND {column} = {name}"));
             params.push((name, value));
         }
     }
+    // A user's or a batch's jobs come in id order from their own index. A state or kind alone
+    // has no such index (jobs_state_kind is for counting): SQLite would collect every match
+    // and sort it, 0.3 s for a million succeeded jobs. When the matches are many, walking the
+    // primary key backwards finds a page of them at once; when they are few, collecting and
+    // sorting them is cheaper. A bounded count tells which.
+    let newest_first = if f.user_id.is_none() && f.batch_id.is_none() && !filter.is_empty() {
+        let probe = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE 1 = 1{filter} LIMIT {DENSE_MATCHES})"
+        );
+        let bound: Vec<(&str, &dyn rusqlite::ToSql)> = params
+            .iter()
+            .map(|(n, v)| (*n, v as &dyn rusqlite::ToSql))
+            .collect();
+        let matches: i64 = conn
+            .prepare_cached(&probe)
+            .and_then(|mut s| s.query_row(bound.as_slice(), |r| r.get(0)))
+            .map_err(db_error)?;
+        matches >= DENSE_MATCHES
+    } else {
+        false
+    };
+    let mut sql = format!(
+        "SELECT id, octet_length(payload) + coalesce(octet_length(result), 0) FROM jobs{} WHERE 1 = 1{filter}",
+        if newest_first {
+            " INDEXED BY sqlite_autoindex_jobs_1"
+        } else {
+            ""
+        }
+    );
     if let Some(before) = &q.before {
         sql.push_str(" AND id < :before");
         params.push((":before", before.clone()));

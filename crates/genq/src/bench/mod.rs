@@ -10,6 +10,7 @@
 //! 6. Providers against the fake provider: goodput under per-key rate limits, and video tasks
 //!    in flight at once ([`providers`]).
 
+mod pages;
 mod providers;
 
 use anyhow::Context;
@@ -58,7 +59,7 @@ pub struct BenchArgs {
     /// How long each video task takes at the provider.
     #[arg(long, default_value_t = 60)]
     pub video_seconds: u64,
-    /// Run only these sections: engine, credits, latency, deep, http, rss, prune, metrics,
+    /// Run only these sections: engine, credits, latency, deep, http, rss, prune, metrics, pages,
     /// provider, few-slots, video.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -260,6 +261,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
 
+    // Not in the default run: filling a million jobs takes a minute or two.
+    if args.only.iter().any(|s| s == "pages") {
+        pages::pages(&dir, &args).await?;
+    }
     if wants("provider") {
         providers::goodput(&dir, &args).await?;
     }
