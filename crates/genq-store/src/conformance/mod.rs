@@ -38,7 +38,8 @@ macro_rules! conformance_tests {
             due_retry_is_claimable_at_once, heartbeat_renews_and_reports_lost_leases,
             cancel_from_every_state, admin_retry_requeues_with_a_fresh_budget,
             rescuer_fence_loses_to_a_heartbeat, node_leases_are_the_nodes_running_jobs,
-            pages_never_repeat_or_skip_while_jobs_arrive, pages_stop_at_a_byte_budget, list_filters, stats_count_states,
+            pages_never_repeat_or_skip_while_jobs_arrive, pages_stop_at_a_byte_budget, list_filters,
+            common_and_rare_states_list_newest_first, stats_count_states,
             concurrent_claimers_never_share_a_job, a_node_id_is_held_by_one_process,
             users_are_created_on_first_use, limits_are_stored_and_checked,
             enqueue_checks_every_limit_before_writing, credits_are_debited_and_refunded_once,
@@ -781,6 +782,51 @@ pub async fn pages_stop_at_a_byte_budget(store: DynStore) {
         }
     }
     assert_eq!(seen, ids);
+}
+
+/// A state that thousands of jobs share lists newest first and pages on, as a rare one does
+/// (SQLite takes another plan for each; see `list_jobs`).
+pub async fn common_and_rare_states_list_newest_first(store: DynStore) {
+    for user in 0..27 {
+        store
+            .enqueue(new_jobs(&format!("u{user}"), 200))
+            .await
+            .unwrap();
+    }
+    claim(&store, 120).await;
+    for (state, total) in [(JobState::Queued, 5_280), (JobState::Running, 120)] {
+        let filter = JobFilter {
+            state: Some(state),
+            ..Default::default()
+        };
+        let mut all = store
+            .jobs(&JobQuery::newest(JobFilter::default(), 10_000))
+            .await
+            .unwrap()
+            .jobs;
+        all.retain(|j| j.state == state);
+        let want: Vec<String> = all.iter().map(|j| j.id.clone()).take(150).collect();
+        let mut got = Vec::new();
+        let mut before = None;
+        while got.len() < want.len() {
+            let page = store
+                .jobs(&JobQuery {
+                    filter: filter.clone(),
+                    before,
+                    limit: 50,
+                    max_bytes: usize::MAX,
+                })
+                .await
+                .unwrap();
+            got.extend(page.jobs.iter().map(|j| j.id.clone()));
+            before = page.next_before;
+            if before.is_none() {
+                break;
+            }
+        }
+        assert_eq!(all.len(), total, "{state:?}");
+        assert_eq!(got, want, "{state:?}: newest first, pages in order");
+    }
 }
 
 pub async fn list_filters(store: DynStore) {
