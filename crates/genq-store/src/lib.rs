@@ -562,6 +562,10 @@ pub trait Store: Send + Sync + 'static {
     /// Jobs newest first, strictly older than `before` (an id) when given.
     async fn jobs(&self, query: &JobQuery) -> Result<Page>;
 
+    /// The ids of at most `at_most` jobs matching `filter`, newest first: what a bulk action
+    /// of the dashboard acts on.
+    async fn job_ids(&self, filter: &JobFilter, at_most: u32) -> Result<Vec<String>>;
+
     async fn batch(&self, batch_id: &str) -> Result<Batch>;
 
     /// The ids of a batch's jobs, in submission order.

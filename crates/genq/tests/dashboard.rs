@@ -1,7 +1,7 @@
 //! The dashboard in a real browser: headless Chromium driven through chromedriver (Debian's
 //! `chromium` and `chromium-driver`; `.ci/run` installs them). Sign in, watch a batch reach
 //! 100% without a reload, read a failed job's attempts and refund, change a limit and see an
-//! enqueue refused by it, disable and enable a provider key, sign out. Forms without the
+//! enqueue refused by it, cancel and retry a filtered list of jobs, disable and enable a provider key, sign out. Forms without the
 //! session's CSRF value, and changes by a viewer, are refused. Every page is saved as a
 //! screenshot (`GENQ_SCREENSHOTS`, default `$CARGO_TARGET_TMPDIR/dashboard`).
 
@@ -281,6 +281,55 @@ path = "/chat/completions"
     shoot(&c, "jobs").await;
     c.goto(&format!("{}/users/ana", server.url)).await.unwrap();
     shoot(&c, "user").await;
+
+    // Every job of a filtered list canceled, then retried, each after a confirmation.
+    for _ in 0..3 {
+        let (status, body) = server
+            .post(
+                "/v1/jobs",
+                json!({"user_id": "bo", "kind": "report.weekly", "payload": {}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    for (button, done, state) in [
+        ("bulk-cancel", "canceled", "canceled"),
+        ("bulk-retry", "retried", "queued"),
+    ] {
+        c.goto(&format!("{}/jobs?user_id=bo", server.url))
+            .await
+            .unwrap();
+        c.find(Locator::Id(button))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(
+            text(&c, "#matched").await.split('.').next().unwrap(),
+            "3 jobs match"
+        );
+        shoot(&c, &format!("{button}-confirm")).await;
+        c.find(Locator::Id("confirm"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(
+            text(&c, "#notice").await,
+            format!("3 of 3 matching jobs {done}.")
+        );
+        let (_, page) = server.get("/v1/jobs?user_id=bo").await;
+        let states: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, [state; 3], "after {button}");
+    }
+    shoot(&c, "jobs-bulk").await;
 
     // A limit changed on the page refuses the next enqueue over it.
     c.goto(&format!("{}/limits", server.url)).await.unwrap();

@@ -2,12 +2,13 @@
 //! logged with its actor (the token's scope and tag, never the token) and then shows the page
 //! it changed (POST, redirect, GET).
 
-use super::pages::{LoginPage, encode, safe_next};
+use super::pages::{Bulk, JobsQuery, LoginPage, MAX_BULK, encode, safe_next};
 use super::session::{Session, set_cookie};
 use super::{DashError, render};
 use crate::AppState;
+use crate::error::Code;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -83,6 +84,54 @@ pub async fn retry(
     crate::routes::jobs::retry_job(&state, &id).await?;
     tracing::info!(actor = %session.actor, job = %id, "dashboard: job retried");
     Ok(Redirect::to(&format!("/jobs/{}", encode(&id))))
+}
+
+#[derive(Deserialize)]
+pub struct BulkForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    bulk: String,
+}
+
+/// A confirmed bulk action: cancel or retry the newest `MAX_BULK` jobs of the filtered list
+/// (the filter is the query string), one by one through the same path as a single job's.
+/// A job in the wrong state is skipped; the notice says how many changed.
+pub async fn bulk(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Query(q): Query<JobsQuery>,
+    Form(form): Form<BulkForm>,
+) -> Result<Redirect, DashError> {
+    session.authorize(&form.csrf)?;
+    let bulk = Bulk::parse(&form.bulk)?;
+    let filter = q.bulk_filter()?;
+    let ids = state.store.job_ids(&filter, MAX_BULK).await?;
+    let mut acted = 0;
+    for id in &ids {
+        let done = match bulk {
+            Bulk::Cancel => crate::routes::jobs::cancel_job(&state, id).await.map(drop),
+            Bulk::Retry => crate::routes::jobs::retry_job(&state, id).await.map(drop),
+        };
+        match done {
+            Ok(()) => acted += 1,
+            Err(e) if e.code == Code::Conflict => {}
+            Err(e) if e.code == Code::Internal => {
+                tracing::error!(actor = %session.actor, bulk = bulk.name(), acted, "dashboard: a bulk action stopped");
+                return Err(e.into());
+            }
+            Err(e) => {
+                tracing::warn!(actor = %session.actor, job = %id, error = %e.message, "dashboard: a bulk {} skipped a job", bulk.name())
+            }
+        }
+    }
+    let query = q.query();
+    tracing::info!(actor = %session.actor, bulk = bulk.name(), filter = %query, matched = ids.len(), acted, "dashboard: bulk action");
+    Ok(Redirect::to(&format!(
+        "/jobs?{query}&bulk={}&acted={acted}&matched={}",
+        bulk.name(),
+        ids.len()
+    )))
 }
 
 #[derive(Deserialize)]

@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/login", get(pages::login).post(actions::login))
         .route("/logout", post(actions::logout))
         .route("/jobs", get(pages::jobs))
+        .route("/jobs/bulk", get(pages::bulk).post(actions::bulk))
         .route("/jobs/{id}", get(pages::job))
         .route("/jobs/{id}/cancel", post(actions::cancel))
         .route("/jobs/{id}/retry", post(actions::retry))

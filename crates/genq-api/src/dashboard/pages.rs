@@ -160,6 +160,121 @@ pub struct JobsQuery {
     user_id: Option<String>,
     batch_id: Option<String>,
     before: Option<String>,
+    /// A bulk action: the one to confirm (`/jobs/bulk`), or the one just done, with how many
+    /// jobs it changed of how many matched (`/jobs`).
+    bulk: Option<String>,
+    acted: Option<String>,
+    matched: Option<String>,
+}
+
+impl JobsQuery {
+    /// The filter given, each field trimmed; a blank field filters nothing.
+    pub(super) fn params(&self) -> Vec<(&'static str, String)> {
+        [
+            ("state", &self.state),
+            ("kind", &self.kind),
+            ("user_id", &self.user_id),
+            ("batch_id", &self.batch_id),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| filled(value).map(|v| (name, v)))
+        .collect()
+    }
+
+    /// The filter as a query string, for links and forms.
+    pub(super) fn query(&self) -> String {
+        self.params()
+            .iter()
+            .map(|(name, value)| format!("{name}={}", encode(value)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    pub(super) fn filter(&self) -> Result<JobFilter, DashError> {
+        let state = filled(&self.state)
+            .map(|s| {
+                s.parse::<JobState>().map_err(|_| {
+                    DashError::new(StatusCode::BAD_REQUEST, format!("unknown state {s:?}"))
+                })
+            })
+            .transpose()?;
+        Ok(JobFilter {
+            user_id: filled(&self.user_id),
+            state,
+            kind: filled(&self.kind),
+            batch_id: filled(&self.batch_id),
+        })
+    }
+
+    /// The filter a bulk action acts on. A bulk action needs one: no button on the dashboard
+    /// cancels every job there is.
+    pub(super) fn bulk_filter(&self) -> Result<JobFilter, DashError> {
+        if self.params().is_empty() {
+            return Err(DashError::new(
+                StatusCode::BAD_REQUEST,
+                "A bulk action acts on a filtered list: choose a state, kind, user or batch first.",
+            ));
+        }
+        self.filter()
+    }
+
+    /// What the bulk action just done changed, from the redirect after it.
+    fn notice(&self) -> Option<String> {
+        let bulk = Bulk::parse(self.bulk.as_deref()?).ok()?;
+        let acted: u32 = self.acted.as_deref()?.parse().ok()?;
+        let matched: u32 = self.matched.as_deref()?.parse().ok()?;
+        let mut notice = format!("{acted} of {matched} matching jobs {}.", bulk.done());
+        if acted < matched {
+            notice.push_str(&format!(" {}", bulk.why_not()));
+        }
+        Some(notice)
+    }
+}
+
+/// The most jobs one bulk action changes: the newest this many of the filtered list.
+pub const MAX_BULK: u32 = 10_000;
+
+/// What the dashboard does to every job of a filtered list at once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Bulk {
+    Cancel,
+    Retry,
+}
+
+impl Bulk {
+    pub fn parse(name: &str) -> Result<Bulk, DashError> {
+        match name {
+            "cancel" => Ok(Bulk::Cancel),
+            "retry" => Ok(Bulk::Retry),
+            _ => Err(DashError::new(
+                StatusCode::BAD_REQUEST,
+                "A bulk action is cancel or retry.",
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bulk::Cancel => "cancel",
+            Bulk::Retry => "retry",
+        }
+    }
+
+    fn done(self) -> &'static str {
+        match self {
+            Bulk::Cancel => "canceled",
+            Bulk::Retry => "retried",
+        }
+    }
+
+    fn why_not(self) -> &'static str {
+        match self {
+            Bulk::Cancel => "A finished job is not canceled.",
+            Bulk::Retry => {
+                "Only failed and canceled jobs are retried (and each needs its credits)."
+            }
+        }
+    }
 }
 
 struct JobRow {
@@ -195,6 +310,10 @@ struct JobsPage {
     states: Vec<&'static str>,
     kinds: Vec<String>,
     filter: JobsQuery,
+    /// The filter given, for the bulk action's form.
+    params: Vec<(&'static str, String)>,
+    /// What a bulk action just did.
+    notice: Option<String>,
     rows: Vec<JobRow>,
     /// The link to the next (older) page, if there may be one.
     older: Option<String>,
@@ -212,50 +331,66 @@ pub async fn jobs(
     session: Session,
     Query(q): Query<JobsQuery>,
 ) -> Result<Response, DashError> {
-    let job_state = filled(&q.state)
-        .map(|s| {
-            s.parse::<JobState>().map_err(|_| {
-                DashError::new(StatusCode::BAD_REQUEST, format!("unknown state {s:?}"))
-            })
-        })
-        .transpose()?;
-    let filter = JobFilter {
-        user_id: filled(&q.user_id),
-        state: job_state,
-        kind: filled(&q.kind),
-        batch_id: filled(&q.batch_id),
-    };
     let page = state
         .store
         .jobs(&JobQuery {
-            filter,
+            filter: q.filter()?,
             before: filled(&q.before),
             limit: JOBS_PER_PAGE,
             max_bytes: state.config.api.list_page_bytes,
         })
         .await?;
     let older = page.next_before.map(|before| {
-        let mut params = vec![];
-        for (name, value) in [
-            ("state", &q.state),
-            ("kind", &q.kind),
-            ("user_id", &q.user_id),
-            ("batch_id", &q.batch_id),
-        ] {
-            if let Some(v) = filled(value) {
-                params.push(format!("{name}={}", encode(&v)));
-            }
+        let mut query = q.query();
+        if !query.is_empty() {
+            query.push('&');
         }
-        params.push(format!("before={}", encode(&before)));
-        format!("/jobs?{}", params.join("&"))
+        format!("/jobs?{query}before={}", encode(&before))
     });
     let page = JobsPage {
         nav: Nav::new(&session, "jobs"),
         states: JobState::ALL.iter().map(|s| s.as_str()).collect(),
         kinds: state.config.kinds.iter().map(|k| k.name.clone()).collect(),
         rows: page.jobs.iter().map(JobRow::from).collect(),
+        params: q.params(),
+        notice: q.notice(),
         filter: q,
         older,
+    };
+    Ok(render(&page))
+}
+
+#[derive(Template)]
+#[template(path = "bulk.html")]
+struct BulkPage {
+    nav: Nav,
+    bulk: &'static str,
+    params: Vec<(&'static str, String)>,
+    /// The filter as a query string: where the confirmation posts, and the way back.
+    query: String,
+    matched: u32,
+    /// More than `MAX_BULK` jobs match.
+    more: bool,
+    max: u32,
+}
+
+/// The confirmation of a bulk action: what it will act on, and how many jobs.
+pub async fn bulk(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Query(q): Query<JobsQuery>,
+) -> Result<Response, DashError> {
+    let bulk = Bulk::parse(q.bulk.as_deref().unwrap_or_default())?;
+    let filter = q.bulk_filter()?;
+    let found = state.store.job_ids(&filter, MAX_BULK + 1).await?.len() as u32;
+    let page = BulkPage {
+        nav: Nav::new(&session, "jobs"),
+        bulk: bulk.name(),
+        params: q.params(),
+        query: q.query(),
+        matched: found.min(MAX_BULK),
+        more: found > MAX_BULK,
+        max: MAX_BULK,
     };
     Ok(render(&page))
 }

@@ -826,6 +826,11 @@ pub async fn common_and_rare_states_list_newest_first(store: DynStore) {
         }
         assert_eq!(all.len(), total, "{state:?}");
         assert_eq!(got, want, "{state:?}: newest first, pages in order");
+        let ids = store.job_ids(&filter, 150).await.unwrap();
+        assert_eq!(ids, want, "{state:?}: job_ids takes the newest matches");
+        let every: Vec<String> = all.iter().map(|j| j.id.clone()).collect();
+        let ids = store.job_ids(&filter, 6_000).await.unwrap();
+        assert_eq!(ids, every, "{state:?}: job_ids stops at the last match");
     }
 }
 

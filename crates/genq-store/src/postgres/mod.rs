@@ -23,8 +23,8 @@ use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
     BudgetOp, ClaimRequest, Coordination, Delivery, DeliveryFilter, DeliveryOutcome, Enqueued,
-    EventFilter, Finish, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection,
-    Result, ScheduleState, Signal, SlotRun, Staged, Stats, Store, StoreError, UserCtx,
+    EventFilter, Finish, JobFilter, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls,
+    Rejection, Result, ScheduleState, Signal, SlotRun, Staged, Stats, Store, StoreError, UserCtx,
     WebhookStatus,
 };
 use accounts::Counts;
@@ -827,14 +827,18 @@ async fn admin_retry(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Resu
     Ok(job)
 }
 
-async fn list_jobs(c: &mut PgConnection, q: &JobQuery) -> Result<Page, PgError> {
-    // First the ids and sizes of the candidates, so that the byte budget is applied before
-    // any payload is sent. Only the filters given become conditions, so the planner sees the
-    // index that fits.
+/// The ids and payload-plus-result sizes of at most `limit` jobs matching `f`, newest first,
+/// older than `before` when given.
+async fn candidates(
+    c: &mut PgConnection,
+    f: &JobFilter,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Vec<(String, i64)>, PgError> {
+    // Only the filters given become conditions, so the planner sees the index that fits.
     let mut query = sqlx::QueryBuilder::new(
         "SELECT id, octet_length(payload::text) + coalesce(octet_length(result::text), 0) FROM jobs WHERE true",
     );
-    let f = &q.filter;
     let conditions = [
         ("user_id", f.user_id.clone()),
         ("state", f.state.map(|s| s.as_str().to_string())),
@@ -846,19 +850,25 @@ async fn list_jobs(c: &mut PgConnection, q: &JobQuery) -> Result<Page, PgError> 
             query.push(format!(" AND {column} = ")).push_bind(value);
         }
     }
-    if let Some(before) = &q.before {
-        query.push(" AND id < ").push_bind(before.clone());
+    if let Some(before) = before {
+        query.push(" AND id < ").push_bind(before.to_string());
     }
     query
         .push(" ORDER BY id DESC LIMIT ")
-        .push_bind(q.limit as i64 + 1);
-    let candidates: Vec<(String, i64)> = query
+        .push_bind(limit as i64);
+    Ok(query
         .build_query_as::<(String, i32)>()
         .fetch_all(&mut *c)
         .await?
         .into_iter()
         .map(|(id, bytes)| (id, bytes as i64))
-        .collect();
+        .collect())
+}
+
+async fn list_jobs(c: &mut PgConnection, q: &JobQuery) -> Result<Page, PgError> {
+    // First the ids and sizes of the candidates, so that the byte budget is applied before
+    // any payload is sent.
+    let candidates = candidates(c, &q.filter, q.before.as_deref(), q.limit + 1).await?;
     let (ids, next_before) = crate::rules::page(&candidates, q.limit, q.max_bytes);
     let jobs = sqlx::query(sql!("job_get_many"))
         .bind(&ids)
@@ -1201,6 +1211,14 @@ impl Store for PgStore {
     async fn jobs(&self, query: &JobQuery) -> Result<Page> {
         let mut c = self.pool.acquire().await.map_err(db_error)?;
         list_jobs(&mut c, query).await.map_err(PgError::into_store)
+    }
+
+    async fn job_ids(&self, filter: &JobFilter, at_most: u32) -> Result<Vec<String>> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        let found = candidates(&mut c, filter, None, at_most)
+            .await
+            .map_err(PgError::into_store)?;
+        Ok(found.into_iter().map(|(id, _)| id).collect())
     }
 
     async fn batch(&self, batch_id: &str) -> Result<Batch> {

@@ -21,8 +21,8 @@ use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
     ClaimRequest, Delivery, DeliveryFilter, DeliveryOutcome, Enqueued, EventFilter, Finish,
-    JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection, Result, ScheduleState,
-    SlotRun, Staged, Stats, Store, StoreError, UserCtx, WebhookStatus,
+    JobFilter, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection, Result,
+    ScheduleState, SlotRun, Staged, Stats, Store, StoreError, UserCtx, WebhookStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -738,12 +738,17 @@ fn explain_miss(conn: &Connection, id: &str, wanted: &str) -> StoreError {
 /// At least this many jobs match a list's filter: walk the primary key (see `list_jobs`).
 const DENSE_MATCHES: i64 = 5_000;
 
-fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<Page> {
-    // First the ids and sizes of the candidates, so that the byte budget is applied before
-    // any payload is read. Only the filters given become conditions, so SQLite can pick the
-    // index that fits (a `(? IS NULL OR col = ?)` condition would hide it from the planner).
+/// The ids and payload-plus-result sizes of at most `limit` jobs matching `f`, newest first,
+/// older than `before` when given.
+fn candidates(
+    conn: &Connection,
+    f: &JobFilter,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Vec<(String, i64)>> {
+    // Only the filters given become conditions, so SQLite can pick the index that fits (a
+    // `(? IS NULL OR col = ?)` condition would hide it from the planner).
     let mut params: Vec<(&str, String)> = Vec::new();
-    let f = &q.filter;
     let conditions = [
         ("user_id", ":user_id", f.user_id.clone()),
         ("state", ":state", f.state.map(|s| s.as_str().to_string())),
@@ -786,22 +791,27 @@ fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<Page> {
             ""
         }
     );
-    if let Some(before) = &q.before {
+    if let Some(before) = before {
         sql.push_str(" AND id < :before");
-        params.push((":before", before.clone()));
+        params.push((":before", before.to_string()));
     }
     sql.push_str(" ORDER BY id DESC LIMIT :limit");
-    params.push((":limit", (q.limit as i64 + 1).to_string()));
+    params.push((":limit", limit.to_string()));
     let bound: Vec<(&str, &dyn rusqlite::ToSql)> = params
         .iter()
         .map(|(n, v)| (*n, v as &dyn rusqlite::ToSql))
         .collect();
     let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
-    let candidates = stmt
-        .query_map(bound.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))
+    stmt.query_map(bound.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(db_error)?
         .collect::<rusqlite::Result<Vec<(String, i64)>>>()
-        .map_err(db_error)?;
+        .map_err(db_error)
+}
+
+fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<Page> {
+    // First the ids and sizes of the candidates, so that the byte budget is applied before
+    // any payload is read.
+    let candidates = candidates(conn, &q.filter, q.before.as_deref(), q.limit + 1)?;
     let (ids, next_before) = crate::rules::page(&candidates, q.limit, q.max_bytes);
     let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Internal(e.to_string()))?;
     let jobs = conn
@@ -1030,6 +1040,15 @@ impl Store for SqliteStore {
     async fn jobs(&self, query: &JobQuery) -> Result<Page> {
         let query = query.clone();
         self.read(move |conn| list_jobs(conn, &query)).await
+    }
+
+    async fn job_ids(&self, filter: &JobFilter, at_most: u32) -> Result<Vec<String>> {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            let found = candidates(conn, &filter, None, at_most)?;
+            Ok(found.into_iter().map(|(id, _)| id).collect())
+        })
+        .await
     }
 
     async fn batch(&self, batch_id: &str) -> Result<Batch> {
