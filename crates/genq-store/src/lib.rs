@@ -276,6 +276,20 @@ impl JobQuery {
     }
 }
 
+/// A batch as a list of batches shows it: its progress from its count of unfinished jobs,
+/// without counting its jobs by state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchSummary {
+    pub id: String,
+    pub user_id: String,
+    pub kind: String,
+    pub total: u32,
+    pub unfinished: u32,
+    pub created_at: DateTime<Utc>,
+    /// When its last job finished.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Page {
     pub jobs: Vec<Job>,
@@ -568,6 +582,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn batch(&self, batch_id: &str) -> Result<Batch>;
 
+    /// At most `limit` batches newest first, strictly older than `before` (an id) when given.
+    async fn batches(&self, before: Option<&str>, limit: u32) -> Result<Vec<BatchSummary>>;
+
     /// The ids of a batch's jobs, in submission order.
     async fn batch_job_ids(&self, batch_id: &str) -> Result<Vec<String>>;
 
@@ -582,6 +599,10 @@ pub trait Store: Send + Sync + 'static {
     /// A user with its usage on `day`; `NotFound` for a user never seen. Reads write nothing:
     /// users are created by the writes that need them (an enqueue, a plan, credits).
     async fn user(&self, user_id: &str, day: &str) -> Result<User>;
+
+    /// At most `limit` users in id order after `after` (`""` for the first page), with their
+    /// counts; `used_today` is not filled.
+    async fn users(&self, after: &str, limit: u32) -> Result<Vec<User>>;
 
     async fn set_plan(&self, user_id: &str, plan: &str, ctx: &UserCtx) -> Result<User>;
 

@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: headless Chromium driven through chromedriver (Debian's
 //! `chromium` and `chromium-driver`; `.ci/run` installs them). Sign in, watch a batch reach
-//! 100% without a reload, read a failed job's attempts and refund, change a limit and see an
-//! enqueue refused by it, cancel and retry a filtered list of jobs, disable and enable a provider key, sign out. Forms without the
+//! 100% without a reload (on its page and in the list of batches), read a failed job's
+//! attempts and refund, cancel and retry a filtered list of jobs, change a limit and see an
+//! enqueue refused by it, disable and enable a provider key, sign out. Forms without the
 //! session's CSRF value, and changes by a viewer, are refused. Every page is saved as a
 //! screenshot (`GENQ_SCREENSHOTS`, default `$CARGO_TARGET_TMPDIR/dashboard`).
 
@@ -205,6 +206,50 @@ path = "/chat/completions"
     );
     shoot(&c, "batch").await;
 
+    // The list of batches moves too: a new batch's row reaches 20 / 20 without a reload.
+    let items: Vec<Value> = (0..20)
+        .map(|i| json!({"n": i, "simulate": {"latency_ms": 200}}))
+        .collect();
+    let (status, body) = server
+        .post(
+            "/v1/batches",
+            json!({"user_id": "cy", "kind": "card.generate", "items": items}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let listed = body["batch"]["id"].as_str().unwrap().to_string();
+    c.goto(&format!("{}/batches", server.url)).await.unwrap();
+    let row = format!("tr[id='batch-{listed}']");
+    let first = text(&c, &row).await;
+    assert!(
+        first.contains("cy") && !first.contains("20 / 20"),
+        "the batch was done before the list loaded: {first}"
+    );
+    assert!(
+        text(&c, &format!("tr[id='batch-{batch}']"))
+            .await
+            .contains("40 / 40")
+    );
+    c.execute("window.stillThisPage = true;", vec![])
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text(&c, &row).await.contains("20 / 20") {
+        assert!(
+            Instant::now() < deadline,
+            "the batch list never showed 20 / 20"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        c.execute("return window.stillThisPage === true;", vec![])
+            .await
+            .unwrap(),
+        json!(true),
+        "the page was reloaded"
+    );
+    shoot(&c, "batches").await;
+
     // A failed job: its attempts, its failure, its debit and refund.
     let (status, body) = server
         .post(
@@ -279,7 +324,18 @@ path = "/chat/completions"
         .unwrap();
     assert!(text(&c, "table.jobs").await.contains(&job));
     shoot(&c, "jobs").await;
-    c.goto(&format!("{}/users/ana", server.url)).await.unwrap();
+    c.goto(&format!("{}/users", server.url)).await.unwrap();
+    let users = text(&c, "table.users").await;
+    assert!(users.contains("ana") && users.contains("cy"), "{users}");
+    shoot(&c, "users").await;
+    c.find(Locator::Css("input[name=id]"))
+        .await
+        .unwrap()
+        .send_keys("ana\n")
+        .await
+        .unwrap();
+    at(&c, "/users/ana").await;
+    assert!(text(&c, "#unfinished").await.ends_with("(0 running)"));
     shoot(&c, "user").await;
 
     // Every job of a filtered list canceled, then retried, each after a confirmation.

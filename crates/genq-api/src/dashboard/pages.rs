@@ -19,6 +19,10 @@ use std::sync::Arc;
 
 /// Jobs on one page of the list.
 const JOBS_PER_PAGE: u32 = 50;
+/// Batches on one page of the list.
+const BATCHES_PER_PAGE: u32 = 50;
+/// Users on one page of the list.
+const USERS_PER_PAGE: u32 = 100;
 /// Ledger entries on one page of a user's ledger.
 const LEDGER_PER_PAGE: u32 = 50;
 /// Payloads and results longer than this are folded on the job page.
@@ -575,6 +579,81 @@ struct BatchPage {
     more: bool,
 }
 
+#[derive(Deserialize, Default)]
+pub struct BatchesQuery {
+    before: Option<String>,
+}
+
+struct BatchRow {
+    id: String,
+    user_id: String,
+    kind: String,
+    total: u32,
+    done: u32,
+    percent: u32,
+    created_at: String,
+    completed_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "batches.html")]
+struct BatchesPage {
+    nav: Nav,
+    rows: Vec<BatchRow>,
+    /// A batch on the page is still running: the page refreshes its bars.
+    live: bool,
+    /// This page's own address, for the refresh.
+    here: String,
+    older: Option<String>,
+}
+
+/// Batches newest first, each with its progress bar; bars of running batches move.
+pub async fn batches(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Query(q): Query<BatchesQuery>,
+) -> Result<Response, DashError> {
+    let before = filled(&q.before);
+    let batches = state
+        .store
+        .batches(before.as_deref(), BATCHES_PER_PAGE)
+        .await?;
+    let older = (batches.len() == BATCHES_PER_PAGE as usize)
+        .then(|| {
+            batches
+                .last()
+                .map(|b| format!("/batches?before={}", encode(&b.id)))
+        })
+        .flatten();
+    let rows: Vec<BatchRow> = batches
+        .into_iter()
+        .map(|b| {
+            let done = b.total.saturating_sub(b.unfinished);
+            BatchRow {
+                percent: (u64::from(done) * 100 / u64::from(b.total.max(1))) as u32,
+                done,
+                total: b.total,
+                created_at: when(b.created_at),
+                completed_at: when_opt(b.completed_at),
+                id: b.id,
+                user_id: b.user_id,
+                kind: b.kind,
+            }
+        })
+        .collect();
+    let page = BatchesPage {
+        nav: Nav::new(&session, "batches"),
+        live: rows.iter().any(|r| r.done < r.total),
+        here: match &before {
+            Some(b) => format!("/batches?before={}", encode(b)),
+            None => "/batches".into(),
+        },
+        rows,
+        older,
+    };
+    Ok(render(&page))
+}
+
 pub async fn batch(
     State(state): State<Arc<AppState>>,
     session: Session,
@@ -595,7 +674,7 @@ pub async fn batch(
         .await?;
     let done = batch.succeeded + batch.failed + batch.canceled;
     let page = BatchPage {
-        nav: Nav::new(&session, "jobs"),
+        nav: Nav::new(&session, "batches"),
         done,
         percent: (u64::from(done) * 100 / u64::from(batch.total.max(1))) as u32,
         finished: done == batch.total,
@@ -606,14 +685,65 @@ pub async fn batch(
     Ok(render(&page))
 }
 
-#[derive(Deserialize)]
-pub struct FindUser {
-    id: String,
+#[derive(Deserialize, Default)]
+pub struct UsersQuery {
+    /// The header's "find user" box: straight to that user's page.
+    id: Option<String>,
+    /// The last user of the previous page.
+    after: Option<String>,
 }
 
-/// The header's user search: straight to that user's page.
-pub async fn find_user(_: Session, Query(q): Query<FindUser>) -> Redirect {
-    Redirect::to(&format!("/users/{}", encode(q.id.trim())))
+struct UserRow {
+    id: String,
+    plan: String,
+    credits: i64,
+    unfinished: u32,
+    running: u32,
+    created_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    nav: Nav,
+    rows: Vec<UserRow>,
+    next: Option<String>,
+}
+
+/// Users in id order, a page at a time; or, from the header's box, one user.
+pub async fn users(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Query(q): Query<UsersQuery>,
+) -> Result<Response, DashError> {
+    if let Some(id) = filled(&q.id) {
+        return Ok(Redirect::to(&format!("/users/{}", encode(&id))).into_response());
+    }
+    let after = filled(&q.after).unwrap_or_default();
+    let users = state.store.users(&after, USERS_PER_PAGE).await?;
+    let next = (users.len() == USERS_PER_PAGE as usize)
+        .then(|| {
+            users
+                .last()
+                .map(|u| format!("/users?after={}", encode(&u.id)))
+        })
+        .flatten();
+    let page = UsersPage {
+        nav: Nav::new(&session, "users"),
+        rows: users
+            .into_iter()
+            .map(|u| UserRow {
+                created_at: when(u.created_at),
+                id: u.id,
+                plan: u.plan,
+                credits: u.credits,
+                unfinished: u.unfinished,
+                running: u.running,
+            })
+            .collect(),
+        next,
+    };
+    Ok(render(&page))
 }
 
 #[derive(Deserialize, Default)]
@@ -626,6 +756,7 @@ pub struct LedgerQuery {
 struct UserPage {
     nav: Nav,
     user: crate::routes::users::UserView,
+    running: u32,
     plans: Vec<&'static str>,
     ledger: Vec<LedgerRow>,
     older: Option<String>,
@@ -648,6 +779,7 @@ pub async fn user(
     let (entries, next) = state.store.ledger(&id, q.before, LEDGER_PER_PAGE).await?;
     let page = UserPage {
         nav: Nav::new(&session, "users"),
+        running: user.running,
         user: crate::routes::users::view(&state, user).await?,
         plans: PLANS.to_vec(),
         ledger: entries.into_iter().map(LedgerRow::from).collect(),

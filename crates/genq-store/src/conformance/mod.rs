@@ -39,7 +39,8 @@ macro_rules! conformance_tests {
             cancel_from_every_state, admin_retry_requeues_with_a_fresh_budget,
             rescuer_fence_loses_to_a_heartbeat, node_leases_are_the_nodes_running_jobs,
             pages_never_repeat_or_skip_while_jobs_arrive, pages_stop_at_a_byte_budget, list_filters,
-            common_and_rare_states_list_newest_first, stats_count_states,
+            common_and_rare_states_list_newest_first, batches_and_users_come_in_pages,
+            stats_count_states,
             concurrent_claimers_never_share_a_job, a_node_id_is_held_by_one_process,
             users_are_created_on_first_use, limits_are_stored_and_checked,
             enqueue_checks_every_limit_before_writing, credits_are_debited_and_refunded_once,
@@ -254,6 +255,13 @@ pub async fn batch_progress(store: DynStore) {
     let b = store.batch(&batch_id).await.unwrap();
     assert_eq!((b.succeeded, b.failed, b.canceled), (1, 2, 1));
     assert_eq!(b.finished_at, Some(later));
+    let listed = store.batches(None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].id.as_str(), listed[0].total, listed[0].unfinished),
+        (batch_id.as_str(), 4, 0)
+    );
+    assert_eq!(listed[0].completed_at, Some(later));
     assert!(matches!(
         store.batch("nope").await,
         Err(StoreError::NotFound)
@@ -832,6 +840,57 @@ pub async fn common_and_rare_states_list_newest_first(store: DynStore) {
         let ids = store.job_ids(&filter, 6_000).await.unwrap();
         assert_eq!(ids, every, "{state:?}: job_ids stops at the last match");
     }
+}
+
+pub async fn batches_and_users_come_in_pages(store: DynStore) {
+    let mut batches = Vec::new();
+    for user in ["u1", "u2", "u3"] {
+        let out = store.enqueue(new_jobs(user, 2)).await.unwrap();
+        batches.push(out.batch.unwrap().id);
+    }
+    store.enqueue(new_jobs("u2", 1)).await.unwrap();
+    let running = claim(&store, 1).await;
+    let ids = |page: Vec<crate::BatchSummary>| page.into_iter().map(|b| b.id).collect::<Vec<_>>();
+    let newest = store.batches(None, 2).await.unwrap();
+    assert!(
+        newest
+            .iter()
+            .all(|b| b.total == 2 && b.completed_at.is_none())
+    );
+    assert_eq!(ids(newest), [batches[2].clone(), batches[1].clone()]);
+    assert_eq!(
+        ids(store.batches(Some(&batches[1]), 2).await.unwrap()),
+        [batches[0].clone()]
+    );
+    assert!(
+        store
+            .batches(Some(&batches[0]), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let first = store.users("", 2).await.unwrap();
+    let rest = store.users(&first[1].id, 2).await.unwrap();
+    let counts = |users: &[genq_core::User]| {
+        users
+            .iter()
+            .map(|u| (u.id.clone(), u.unfinished, u.running))
+            .collect::<Vec<_>>()
+    };
+    let mut want = [
+        ("u1".to_string(), 2, 0),
+        ("u2".to_string(), 3, 0),
+        ("u3".to_string(), 2, 0),
+    ];
+    let who = want
+        .iter_mut()
+        .find(|(id, _, _)| *id == running[0].user_id)
+        .unwrap();
+    who.2 = 1;
+    assert_eq!(counts(&first), want[..2]);
+    assert_eq!(counts(&rest), want[2..]);
+    assert!(store.users("u3", 2).await.unwrap().is_empty());
 }
 
 pub async fn list_filters(store: DynStore) {

@@ -56,6 +56,19 @@ pub(crate) async fn user(c: &mut PgConnection, id: &str) -> Result<Option<User>,
     Ok(row.as_ref().map(user_of).transpose()?)
 }
 
+pub(crate) async fn users_page(
+    c: &mut PgConnection,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<User>, PgError> {
+    let rows = sqlx::query(sql!("users_page"))
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(c)
+        .await?;
+    Ok(rows.iter().map(user_of).collect::<Result<_, _>>()?)
+}
+
 pub(crate) async fn user_locked(c: &mut PgConnection, id: &str) -> Result<Option<User>, PgError> {
     let locked = sqlx::query(sql!("user_lock"))
         .bind(id)

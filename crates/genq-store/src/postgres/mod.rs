@@ -22,10 +22,10 @@ use crate::Prune;
 use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
-    BudgetOp, ClaimRequest, Coordination, Delivery, DeliveryFilter, DeliveryOutcome, Enqueued,
-    EventFilter, Finish, JobFilter, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls,
-    Rejection, Result, ScheduleState, Signal, SlotRun, Staged, Stats, Store, StoreError, UserCtx,
-    WebhookStatus,
+    BatchSummary, BudgetOp, ClaimRequest, Coordination, Delivery, DeliveryFilter, DeliveryOutcome,
+    Enqueued, EventFilter, Finish, JobFilter, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page,
+    Polls, Rejection, Result, ScheduleState, Signal, SlotRun, Staged, Stats, Store, StoreError,
+    UserCtx, WebhookStatus,
 };
 use accounts::Counts;
 use async_trait::async_trait;
@@ -1228,6 +1228,23 @@ impl Store for PgStore {
             .map_err(PgError::into_store)
     }
 
+    async fn batches(&self, before: Option<&str>, limit: u32) -> Result<Vec<BatchSummary>> {
+        let query = match before {
+            Some(before) => sqlx::query(sql!("batches_older"))
+                .bind(limit as i64)
+                .bind(before),
+            None => sqlx::query(sql!("batches_newest")).bind(limit as i64),
+        };
+        query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(rows::batch_summary)
+            .collect::<Result<_, _>>()
+            .map_err(db_error)
+    }
+
     async fn batch_job_ids(&self, batch_id: &str) -> Result<Vec<String>> {
         let mut c = self.pool.acquire().await.map_err(db_error)?;
         batch_job_ids(&mut c, batch_id)
@@ -1257,6 +1274,13 @@ impl Store for PgStore {
     async fn user(&self, user_id: &str, day: &str) -> Result<User> {
         let mut c = self.pool.acquire().await.map_err(db_error)?;
         user_on(&mut c, user_id, day)
+            .await
+            .map_err(PgError::into_store)
+    }
+
+    async fn users(&self, after: &str, limit: u32) -> Result<Vec<User>> {
+        let mut c = self.pool.acquire().await.map_err(db_error)?;
+        accounts::users_page(&mut c, after, limit)
             .await
             .map_err(PgError::into_store)
     }

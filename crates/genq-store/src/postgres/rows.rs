@@ -147,6 +147,20 @@ pub(crate) fn job(row: &PgRow) -> Result<Job, sqlx::Error> {
 }
 
 /// A batch row; its progress counts are filled in from its jobs.
+pub(crate) fn batch_summary(row: &PgRow) -> Result<crate::BatchSummary, sqlx::Error> {
+    Ok(crate::BatchSummary {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        kind: row.try_get("kind")?,
+        total: row.try_get::<i32, _>("total")? as u32,
+        unfinished: row.try_get::<i32, _>("unfinished")? as u32,
+        created_at: from_micros(row.try_get("created_at")?),
+        completed_at: row
+            .try_get::<Option<i64>, _>("completed_at")?
+            .map(from_micros),
+    })
+}
+
 pub(crate) fn batch(row: &PgRow) -> Result<Batch, sqlx::Error> {
     Ok(Batch {
         id: row.try_get("id")?,

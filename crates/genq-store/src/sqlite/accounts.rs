@@ -70,21 +70,30 @@ pub(crate) fn ensure_user(
     user_row(conn, id)?.ok_or_else(|| StoreError::Internal(format!("user {id} vanished")))
 }
 
+/// A user from a row of `user_get.sql` or `users_page.sql`.
+fn user_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        plan: r.get(1)?,
+        credits: r.get(2)?,
+        unfinished: r.get(3)?,
+        running: r.get(4)?,
+        used_today: 0,
+        created_at: from_micros(r.get(5)?),
+    })
+}
+
 pub(crate) fn user_row(conn: &Connection, id: &str) -> Result<Option<User>> {
     conn.prepare_cached(sql!("user_get"))
+        .and_then(|mut s| s.query_row(named_params! {":id": id}, user_of).optional())
+        .map_err(db_error)
+}
+
+pub(crate) fn users_page(conn: &Connection, after: &str, limit: u32) -> Result<Vec<User>> {
+    conn.prepare_cached(sql!("users_page"))
         .and_then(|mut s| {
-            s.query_row(named_params! {":id": id}, |r| {
-                Ok(User {
-                    id: r.get(0)?,
-                    plan: r.get(1)?,
-                    credits: r.get(2)?,
-                    unfinished: r.get(3)?,
-                    running: r.get(4)?,
-                    used_today: 0,
-                    created_at: from_micros(r.get(5)?),
-                })
-            })
-            .optional()
+            s.query_map(named_params! {":after": after, ":limit": limit}, user_of)?
+                .collect()
         })
         .map_err(db_error)
 }

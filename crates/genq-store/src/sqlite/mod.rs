@@ -20,9 +20,9 @@ use crate::Prune;
 use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
-    ClaimRequest, Delivery, DeliveryFilter, DeliveryOutcome, Enqueued, EventFilter, Finish,
-    JobFilter, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection, Result,
-    ScheduleState, SlotRun, Staged, Stats, Store, StoreError, UserCtx, WebhookStatus,
+    BatchSummary, ClaimRequest, Delivery, DeliveryFilter, DeliveryOutcome, Enqueued, EventFilter,
+    Finish, JobFilter, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection,
+    Result, ScheduleState, SlotRun, Staged, Stats, Store, StoreError, UserCtx, WebhookStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -1056,6 +1056,25 @@ impl Store for SqliteStore {
         self.read(move |conn| batch_by_id(conn, &id)).await
     }
 
+    async fn batches(&self, before: Option<&str>, limit: u32) -> Result<Vec<BatchSummary>> {
+        let before = before.map(str::to_string);
+        self.read(move |conn| {
+            let mut stmt = match before {
+                Some(_) => conn.prepare_cached(sql!("batches_older")),
+                None => conn.prepare_cached(sql!("batches_newest")),
+            }
+            .map_err(db_error)?;
+            let mut params: Vec<(&str, &dyn rusqlite::ToSql)> = vec![(":limit", &limit)];
+            if let Some(before) = &before {
+                params.push((":before", before));
+            }
+            stmt.query_map(params.as_slice(), rows::batch_summary)
+                .and_then(|rows| rows.collect())
+                .map_err(db_error)
+        })
+        .await
+    }
+
     async fn batch_job_ids(&self, batch_id: &str) -> Result<Vec<String>> {
         let id = batch_id.to_string();
         self.read(move |conn| batch_job_ids(conn, &id)).await
@@ -1079,6 +1098,12 @@ impl Store for SqliteStore {
     async fn user(&self, user_id: &str, day: &str) -> Result<User> {
         let (id, day) = (user_id.to_string(), day.to_string());
         self.read(move |conn| user_on(conn, &id, &day)).await
+    }
+
+    async fn users(&self, after: &str, limit: u32) -> Result<Vec<User>> {
+        let after = after.to_string();
+        self.read(move |conn| accounts::users_page(conn, &after, limit))
+            .await
     }
 
     async fn set_plan(&self, user_id: &str, plan: &str, ctx: &UserCtx) -> Result<User> {

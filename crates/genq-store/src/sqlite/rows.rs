@@ -154,6 +154,18 @@ pub(crate) fn batch(row: &Row<'_>) -> rusqlite::Result<Batch> {
     })
 }
 
+pub(crate) fn batch_summary(row: &Row<'_>) -> rusqlite::Result<crate::BatchSummary> {
+    Ok(crate::BatchSummary {
+        id: row.get("id")?,
+        user_id: row.get("user_id")?,
+        kind: row.get("kind")?,
+        total: row.get("total")?,
+        unfinished: row.get("unfinished")?,
+        created_at: from_micros(row.get("created_at")?),
+        completed_at: row.get::<_, Option<i64>>("completed_at")?.map(from_micros),
+    })
+}
+
 pub(crate) fn db_error(e: rusqlite::Error) -> StoreError {
     match e {
         rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
