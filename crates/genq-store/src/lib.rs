@@ -316,12 +316,30 @@ pub struct Staged {
 pub struct Stats {
     pub by_state: BTreeMap<JobState, u64>,
     pub by_kind: BTreeMap<String, BTreeMap<JobState, u64>>,
+    /// Jobs that reached a final state in the last minute and hour (to the second). SQLite
+    /// tallies each job as it finishes; PostgreSQL counts the finished jobs still stored, so
+    /// there a job pruned or retried since drops out.
     pub finished_last_minute: u64,
     pub finished_last_hour: u64,
+    /// Jobs that reached a final state in each of the last 60 minutes, oldest first; the last
+    /// is the minute `now` is in.
+    pub finished_per_minute: Vec<FinishedMinute>,
+    /// Jobs that failed in the last hour, by error class.
+    pub failed_last_hour_by_class: BTreeMap<String, u64>,
     /// How long the oldest claimable job has been due.
     pub oldest_claimable_age_ms: Option<i64>,
     /// Running jobs whose lease has expired (not yet rescued).
     pub past_lease: u64,
+}
+
+/// One minute of [`Stats::finished_per_minute`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FinishedMinute {
+    /// Its first instant.
+    pub start: DateTime<Utc>,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub canceled: u64,
 }
 
 /// Which events a reader wants; empty fields take all.

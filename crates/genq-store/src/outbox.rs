@@ -1,7 +1,7 @@
 //! Events written with the changes they report (SPEC §8). A transaction collects its events
-//! here, with how each batch's count of unfinished jobs moves; the backend writes them all
-//! before it commits (`write_outbox` in each backend), and a batch whose count reaches zero for
-//! the first time gets its `batch.completed` there too.
+//! here, with how each batch's count of unfinished jobs moves and what the finished tallies
+//! gain; the backend writes them all before it commits (`write_outbox` in each backend), and a
+//! batch whose count reaches zero for the first time gets its `batch.completed` there too.
 
 use crate::Owner;
 use genq_core::event::EventType;
@@ -23,6 +23,12 @@ pub(crate) struct Outbox {
     /// Per batch (in id order, the order its rows are locked in), how many of its jobs became
     /// unfinished (+) or finished (−).
     pub batches: BTreeMap<String, i64>,
+    /// Per final state and kind, how many jobs entered it (+) or left it (−).
+    pub finished: BTreeMap<(JobState, String), i64>,
+    /// Per second (since the epoch), final state and error class (of a failure; "" otherwise),
+    /// how many jobs reached that state. SQLite keeps both tallies for the overview;
+    /// PostgreSQL counts its rows instead (a tally row would be one every finish waits on).
+    pub finished_at: BTreeMap<(i64, JobState, String), i64>,
 }
 
 impl Outbox {
@@ -44,6 +50,14 @@ impl Outbox {
                 attempt: job.attempt,
             });
         }
+        let was_final = from.is_some_and(JobState::is_terminal);
+        if was_final != to.is_terminal() {
+            let (state, delta) = match from {
+                Some(from) if was_final => (from, -1),
+                _ => (to, 1),
+            };
+            *self.finished.entry((state, job.kind.clone())).or_default() += delta;
+        }
         if let (Some(batch), Some(from)) = (&job.batch_id, from) {
             let delta = match (from.is_unfinished(), to.is_unfinished()) {
                 (true, false) => -1,
@@ -54,6 +68,28 @@ impl Outbox {
                 *self.batches.entry(batch.clone()).or_default() += delta;
             }
         }
+    }
+
+    /// A job reached the final state `to` at `at`, failed with `class`.
+    pub fn finished_at(
+        &mut self,
+        at: chrono::DateTime<chrono::Utc>,
+        to: JobState,
+        class: Option<genq_core::ErrorClass>,
+    ) {
+        let class = match (to, class) {
+            (JobState::Failed, Some(class)) => class.as_str(),
+            _ => "",
+        };
+        *self
+            .finished_at
+            .entry((at.timestamp(), to, class.to_string()))
+            .or_default() += 1;
+    }
+
+    /// A finished job in `state` was deleted.
+    pub fn pruned(&mut self, state: JobState, kind: String) {
+        *self.finished.entry((state, kind)).or_default() -= 1;
     }
 
     /// `job.queued` for each of new jobs.

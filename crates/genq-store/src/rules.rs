@@ -313,9 +313,113 @@ pub(crate) fn page(
     (ids, None)
 }
 
+/// Jobs that reached `state` within one second (`second`, of the epoch), failed ones with
+/// their error `class`: what both backends read to fill the finished part of [`crate::Stats`].
+pub(crate) struct FinishedSecond {
+    pub second: i64,
+    pub state: JobState,
+    pub class: String,
+    pub n: u64,
+}
+
+/// The first second a stats read at `now` needs: an hour before it, and the start of the
+/// oldest minute its chart shows.
+pub(crate) fn finished_since(now: DateTime<Utc>) -> i64 {
+    let now = now.timestamp();
+    (now - 3600).min((now.div_euclid(60) - 59) * 60)
+}
+
+/// Fills the finished counts of `stats` at `now` from tallies per second.
+pub(crate) fn tally_finished(
+    stats: &mut crate::Stats,
+    seconds: impl IntoIterator<Item = FinishedSecond>,
+    now: DateTime<Utc>,
+) {
+    let now_s = now.timestamp();
+    let first_minute = now_s.div_euclid(60) - 59;
+    stats.finished_per_minute = (0..60)
+        .map(|i| crate::FinishedMinute {
+            start: DateTime::from_timestamp((first_minute + i) * 60, 0).unwrap_or_default(),
+            ..Default::default()
+        })
+        .collect();
+    for s in seconds {
+        if s.second > now_s {
+            continue;
+        }
+        if s.second >= now_s - 60 {
+            stats.finished_last_minute += s.n;
+        }
+        if s.second >= now_s - 3600 {
+            stats.finished_last_hour += s.n;
+            if s.state == JobState::Failed {
+                *stats
+                    .failed_last_hour_by_class
+                    .entry(s.class.clone())
+                    .or_default() += s.n;
+            }
+        }
+        let minute = s.second.div_euclid(60) - first_minute;
+        if let Some(m) = usize::try_from(minute)
+            .ok()
+            .and_then(|i| stats.finished_per_minute.get_mut(i))
+        {
+            match s.state {
+                JobState::Succeeded => m.succeeded += s.n,
+                JobState::Failed => m.failed += s.n,
+                JobState::Canceled => m.canceled += s.n,
+                _ => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::page;
+    use super::{FinishedSecond, finished_since, page, tally_finished};
+    use chrono::{DateTime, Utc};
+    use genq_core::JobState;
+
+    #[test]
+    fn finished_tallies_fall_into_their_minute_and_windows() {
+        // 12:30:15 UTC; the chart's minutes run from 11:31 to 12:30.
+        let now = DateTime::parse_from_rfc3339("2026-03-01T12:30:15Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let t = now.timestamp();
+        let at = |ago: i64, state, class: &str, n| FinishedSecond {
+            second: t - ago,
+            state,
+            class: class.into(),
+            n,
+        };
+        let mut stats = crate::Stats::default();
+        tally_finished(
+            &mut stats,
+            [
+                at(0, JobState::Succeeded, "", 2),
+                at(60, JobState::Failed, "temporary", 1),
+                at(61, JobState::Failed, "user_error", 1),
+                at(3600, JobState::Canceled, "", 1),
+                at(3601, JobState::Succeeded, "", 5),
+                at(-5, JobState::Succeeded, "", 7),
+            ],
+            now,
+        );
+        assert!(finished_since(now) <= t - 3601 + 1);
+        assert_eq!(stats.finished_last_minute, 3);
+        assert_eq!(stats.finished_last_hour, 5);
+        assert_eq!(stats.failed_last_hour_by_class.len(), 2);
+        let m = &stats.finished_per_minute;
+        assert_eq!(m.len(), 60);
+        assert_eq!(m[0].start.to_rfc3339(), "2026-03-01T11:31:00+00:00");
+        assert_eq!((m[59].succeeded, m[58].failed), (2, 2));
+        let charted: u64 = m.iter().map(|m| m.succeeded + m.failed + m.canceled).sum();
+        assert_eq!(
+            charted, 4,
+            "11:30:14 and 11:30:15 are before the chart's first minute"
+        );
+    }
 
     fn c(sizes: &[i64]) -> Vec<(String, i64)> {
         sizes

@@ -318,6 +318,16 @@ path = "/chat/completions"
     c.goto(&server.url).await.unwrap();
     wait_for(&c, "#count-succeeded", Duration::from_secs(5)).await;
     assert_eq!(text(&c, "#count-failed").await, "2");
+    assert!(
+        c.find(Locator::Css("#throughput rect.failed"))
+            .await
+            .is_ok()
+    );
+    let classes = text(&c, "table.classes").await;
+    assert!(
+        classes.contains("user_error") && classes.contains("temporary"),
+        "{classes}"
+    );
     shoot(&c, "overview").await;
     c.goto(&format!("{}/jobs?state=failed", server.url))
         .await

@@ -113,6 +113,64 @@ struct Overview {
     oldest_claimable: String,
     past_lease: u64,
     providers: Vec<ProviderView>,
+    chart: Chart,
+    failed_by_class: Vec<(String, u64)>,
+}
+
+/// The overview's chart: jobs finished per minute over the last hour, as stacked SVG bars.
+struct Chart {
+    bars: Vec<Bar>,
+    /// The most jobs one minute finished (the top of the scale).
+    peak: u64,
+}
+
+/// One minute's bar: where each stack starts (y) and how tall it is, in SVG units.
+struct Bar {
+    x: u32,
+    succeeded: (u32, u32),
+    failed: (u32, u32),
+    canceled: (u32, u32),
+    title: String,
+}
+
+/// The chart's drawing area in SVG units: a bar and its gap per minute.
+const CHART_HEIGHT: u32 = 100;
+const BAR_STEP: u32 = 10;
+
+impl Chart {
+    fn of(minutes: &[genq_store::FinishedMinute]) -> Chart {
+        let peak = minutes
+            .iter()
+            .map(|m| m.succeeded + m.failed + m.canceled)
+            .max()
+            .unwrap_or(0);
+        let height = |n: u64| (n * u64::from(CHART_HEIGHT)).div_ceil(peak.max(1)) as u32;
+        let bars = minutes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                // Stacked from the bottom: canceled, failed, succeeded. Heights of running
+                // sums, so rounding never takes a bar past the top.
+                let c = height(m.canceled);
+                let cf = height(m.canceled + m.failed);
+                let cfs = height(m.canceled + m.failed + m.succeeded);
+                Bar {
+                    x: i as u32 * BAR_STEP,
+                    canceled: (CHART_HEIGHT - c, c),
+                    failed: (CHART_HEIGHT - cf, cf - c),
+                    succeeded: (CHART_HEIGHT - cfs, cfs - cf),
+                    title: format!(
+                        "{} UTC: {} succeeded, {} failed, {} canceled",
+                        m.start.format("%H:%M"),
+                        m.succeeded,
+                        m.failed,
+                        m.canceled
+                    ),
+                }
+            })
+            .collect();
+        Chart { bars, peak }
+    }
 }
 
 pub async fn overview(
@@ -153,6 +211,8 @@ pub async fn overview(
             .unwrap_or_else(|| "none waiting".into()),
         past_lease: stats.past_lease,
         providers: state.engine.providers().views().await,
+        chart: Chart::of(&stats.finished_per_minute),
+        failed_by_class: stats.failed_last_hour_by_class.into_iter().collect(),
     };
     Ok(render(&page))
 }

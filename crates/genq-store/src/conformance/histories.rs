@@ -407,6 +407,15 @@ pub async fn run_history(store: DynStore, ops: Vec<Op>) {
             assert_eq!(job.lease.is_some(), job.state == JobState::Running);
             assert_eq!(job.finished_at.is_some(), job.state.is_terminal());
         }
+        // The counts by state the overview shows.
+        let stats = store.stats(now).await.unwrap();
+        for state in JobState::ALL {
+            assert_eq!(
+                stats.by_state.get(&state).copied().unwrap_or(0) as usize,
+                jobs.values().filter(|m| m.state == state).count(),
+                "jobs {state:?}"
+            );
+        }
         // The money and the counts: each user's balance, its ledger, its quota usage.
         for (user, balance) in &credits {
             let mine: Vec<&Model> = jobs.values().filter(|m| &m.user == user).collect();

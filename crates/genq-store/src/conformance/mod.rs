@@ -977,6 +977,71 @@ pub async fn stats_count_states(store: DynStore) {
         (later.finished_last_minute, later.finished_last_hour),
         (0, 1)
     );
+
+    // Every change moves the counts: a cancel, a failure, an admin retry, a prune.
+    let failed_at = now + Duration::minutes(2);
+    store
+        .finish(vec![finish(
+            &jobs[1],
+            Outcome::Failed {
+                error: error(ErrorClass::UserError),
+            },
+            failed_at,
+        )])
+        .await
+        .unwrap();
+    let queued = store.job_ids(&JobFilter::default(), 10).await.unwrap();
+    let canceled = store.cancel(&queued[0], failed_at).await.unwrap();
+    assert_eq!(canceled.state, JobState::Canceled);
+    let stats = store.stats(failed_at + Duration::seconds(1)).await.unwrap();
+    let minutes = &stats.finished_per_minute;
+    assert_eq!(minutes.len(), 60);
+    assert_eq!(
+        minutes[59],
+        crate::FinishedMinute {
+            start: failed_at - Duration::seconds(failed_at.timestamp() % 60),
+            succeeded: 0,
+            failed: 1,
+            canceled: 1,
+        },
+        "the minute now is in comes last"
+    );
+    assert_eq!(
+        minutes.iter().map(|m| m.succeeded).sum::<u64>(),
+        1,
+        "two minutes earlier"
+    );
+    assert_eq!(
+        stats.failed_last_hour_by_class,
+        [("user_error".to_string(), 1)].into()
+    );
+    assert_eq!(stats.finished_last_hour, 3);
+    store.admin_retry(&canceled.id, failed_at).await.unwrap();
+    store
+        .prune_jobs(&crate::Prune {
+            state: JobState::Succeeded,
+            finished_before: failed_at,
+            keep_newest: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let stats = store.stats(failed_at).await.unwrap();
+    let listed = store
+        .jobs(&JobQuery::newest(JobFilter::default(), 100))
+        .await
+        .unwrap()
+        .jobs;
+    for state in JobState::ALL {
+        let n = listed.iter().filter(|j| j.state == state).count() as u64;
+        assert_eq!(
+            stats.by_state.get(&state).copied().unwrap_or(0),
+            n,
+            "{state:?}"
+        );
+    }
+    assert_eq!(stats.by_state.get(&JobState::Queued), Some(&2));
+    assert_eq!(stats.by_state.get(&JobState::Succeeded), None);
 }
 
 pub async fn concurrent_claimers_never_share_a_job(store: DynStore) {

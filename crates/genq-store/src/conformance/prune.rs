@@ -46,6 +46,15 @@ pub async fn old_finished_jobs_are_pruned_by_age_and_count(store: DynStore) {
     assert_eq!(store.prune_jobs(&keep_one).await.unwrap(), 1);
     assert_eq!(store.prune_jobs(&keep_one).await.unwrap(), 0);
     assert!(store.job(&running[4].id).await.is_ok() || store.job(&running[3].id).await.is_ok());
+    let counts = store.stats(later).await.unwrap().by_state;
+    assert_eq!(
+        (
+            counts.get(&JobState::Succeeded),
+            counts.get(&JobState::Failed)
+        ),
+        (Some(&1), Some(&1)),
+        "the counts follow what was pruned"
+    );
     // The batch stays while a job of it does, then goes with the last.
     assert!(store.batch(&batch_id).await.is_ok());
     store

@@ -897,19 +897,20 @@ async fn stats(c: &mut PgConnection, now: DateTime<Utc>) -> Result<Stats, PgErro
             .entry(state)
             .or_default() += n;
     }
-    for (d, out) in [
-        (
-            chrono::Duration::minutes(1),
-            &mut stats.finished_last_minute,
-        ),
-        (chrono::Duration::hours(1), &mut stats.finished_last_hour),
-    ] {
-        let n: i64 = sqlx::query_scalar(sql!("stats_finished_since"))
-            .bind(micros(now - d))
-            .fetch_one(&mut *c)
-            .await?;
-        *out = n as u64;
+    let mut seconds = Vec::new();
+    for row in sqlx::query(sql!("stats_finished_seconds"))
+        .bind(crate::rules::finished_since(now))
+        .fetch_all(&mut *c)
+        .await?
+    {
+        seconds.push(crate::rules::FinishedSecond {
+            second: row.try_get("second")?,
+            state: rows::parse(&row.try_get::<String, _>("state")?)?,
+            class: row.try_get("class")?,
+            n: row.try_get::<i64, _>("n")? as u64,
+        });
     }
+    crate::rules::tally_finished(&mut stats, seconds, now);
     let past_lease: i64 = sqlx::query_scalar(sql!("stats_past_lease"))
         .bind(micros(now))
         .fetch_one(&mut *c)

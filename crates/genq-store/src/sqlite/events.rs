@@ -19,6 +19,31 @@ macro_rules! sql {
 /// Write what a transaction collected: its batches' counts (a batch whose last job just
 /// finished completes, once), then every event in order. This runs for every job change:
 /// parameters are bound by position (by name costs a search each), several rows a statement.
+/// The finished tallies the outbox gathered: a statement per state and kind, and per second,
+/// however many jobs the transaction finished.
+fn write_tallies(conn: &Connection, outbox: &Outbox) -> Result<()> {
+    for ((state, kind), delta) in &outbox.finished {
+        if *delta != 0 {
+            conn.prepare_cached(sql!("finished_counts_add"))
+                .and_then(|mut s| s.execute(params![state.as_str(), kind, delta]))
+                .map_err(db_error)?;
+        }
+    }
+    for ((second, state, class), n) in &outbox.finished_at {
+        let added = conn
+            .prepare_cached(sql!("finished_seconds_add"))
+            .and_then(|mut s| s.execute(params![second, state.as_str(), class, n]))
+            .map_err(db_error)?;
+        debug_assert_eq!(added, 1);
+    }
+    if let Some(((last, _, _), _)) = outbox.finished_at.last_key_value() {
+        conn.prepare_cached(sql!("finished_seconds_forget"))
+            .and_then(|mut s| s.execute(params![last]))
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn write(conn: &Connection, mut outbox: Outbox, now: DateTime<Utc>) -> Result<()> {
     let now = micros(now);
     for (batch_id, delta) in std::mem::take(&mut outbox.batches) {
@@ -38,6 +63,7 @@ pub(crate) fn write(conn: &Connection, mut outbox: Outbox, now: DateTime<Utc>) -
             }
         }
     }
+    write_tallies(conn, &outbox)?;
     if outbox.events.is_empty() {
         return Ok(());
     }

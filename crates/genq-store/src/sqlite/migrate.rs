@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "attempt_history",
         include_str!("../../migrations/sqlite/0008_attempt_history.sql"),
     ),
+    (
+        9,
+        "tallies",
+        include_str!("../../migrations/sqlite/0009_tallies.sql"),
+    ),
 ];
 
 /// Migrations applied, and migrations this build knows.

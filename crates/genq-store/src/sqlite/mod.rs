@@ -540,6 +540,9 @@ fn finish(conn: &Connection, finishes: Vec<Finish>) -> Result<Vec<bool>> {
                 (JobState::Running, to),
                 f.now,
             )?;
+            if to.is_terminal() {
+                outbox.finished_at(f.now, to, w.error.map(|e| e.class));
+            }
         }
         applied.push(changed == 1);
     }
@@ -671,6 +674,7 @@ fn cancel(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<Job> {
         (from, JobState::Canceled),
         now,
     )?;
+    outbox.finished_at(now, JobState::Canceled, None);
     counts.apply(conn)?;
     events::write(conn, outbox, now)?;
     Ok(job)
@@ -851,16 +855,29 @@ fn stats(conn: &Connection, now: DateTime<Utc>) -> Result<Stats> {
             .entry(state)
             .or_default() += count;
     }
-    let mut since = conn
-        .prepare_cached(sql!("stats_finished_since"))
-        .map_err(db_error)?;
-    let mut count_since = |d: chrono::Duration| -> Result<u64> {
-        since
-            .query_row(named_params! {":since": micros(now - d)}, |r| r.get(0))
-            .map_err(db_error)
-    };
-    stats.finished_last_minute = count_since(chrono::Duration::minutes(1))?;
-    stats.finished_last_hour = count_since(chrono::Duration::hours(1))?;
+    let seconds = conn
+        .prepare_cached(sql!("stats_finished_seconds"))
+        .and_then(|mut s| {
+            s.query_map(
+                named_params! {":since": crate::rules::finished_since(now)},
+                |r| Ok((r.get(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)),
+            )?
+            .collect::<rusqlite::Result<Vec<(i64, String, String, u64)>>>()
+        })
+        .map_err(db_error)?
+        .into_iter()
+        .map(|(second, state, class, n)| {
+            Ok(crate::rules::FinishedSecond {
+                second,
+                state: state.parse().map_err(|e: genq_core::state::UnknownState| {
+                    StoreError::Internal(e.to_string())
+                })?,
+                class,
+                n,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    crate::rules::tally_finished(&mut stats, seconds, now);
     stats.past_lease = conn
         .prepare_cached(sql!("stats_past_lease"))
         .and_then(|mut s| s.query_row(named_params! {":now": micros(now)}, |r| r.get(0)))
@@ -1225,24 +1242,34 @@ impl Store for SqliteStore {
         self.writer
             .write(move |conn| {
                 let state = prune.state.as_str();
-                let mut n = conn
+                let mut kinds: Vec<String> = conn
                     .prepare_cached(sql!("job_prune"))
                     .and_then(|mut s| {
-                        s.execute(rusqlite::params![
-                            state,
-                            micros(prune.finished_before),
-                            prune.limit
-                        ])
+                        s.query_map(
+                            rusqlite::params![state, micros(prune.finished_before), prune.limit],
+                            |r| r.get(0),
+                        )?
+                        .collect()
                     })
                     .map_err(db_error)?;
                 if let Some(keep) = prune.keep_newest {
-                    n += conn
+                    let beyond: Vec<String> = conn
                         .prepare_cached(sql!("job_prune_beyond"))
                         .and_then(|mut s| {
-                            s.execute(rusqlite::params![state, keep as i64, prune.limit])
+                            s.query_map(rusqlite::params![state, keep as i64, prune.limit], |r| {
+                                r.get(0)
+                            })?
+                            .collect()
                         })
                         .map_err(db_error)?;
+                    kinds.extend(beyond);
                 }
+                let n = kinds.len();
+                let mut outbox = Outbox::default();
+                for kind in kinds {
+                    outbox.pruned(prune.state, kind);
+                }
+                events::write(conn, outbox, prune.finished_before)?;
                 conn.prepare_cached(sql!("batches_prune"))
                     .and_then(|mut s| s.execute(rusqlite::params![prune.limit]))
                     .map_err(db_error)?;

@@ -1,6 +1,7 @@
--- Up to ?3 jobs in state ?1 that finished before ?2, oldest first.
+-- Up to ?3 jobs in state ?1 that finished before ?2, oldest first; their kinds, for the tallies.
 DELETE FROM jobs WHERE id IN (
     SELECT id FROM jobs
     WHERE state = ?1 AND finished_at IS NOT NULL AND finished_at < ?2
     ORDER BY finished_at
     LIMIT ?3)
+RETURNING kind

@@ -1,1 +1,0 @@
-SELECT count(*) FROM jobs WHERE finished_at >= :since
