@@ -2,9 +2,10 @@
 //! `chromium` and `chromium-driver`; `.ci/run` installs them). Sign in, watch a batch reach
 //! 100% without a reload (on its page and in the list of batches), read a failed job's
 //! attempts and refund, cancel and retry a filtered list of jobs, change a limit and see an
-//! enqueue refused by it, disable and enable a provider key, sign out. Forms without the
-//! session's CSRF value, and changes by a viewer, are refused. Every page is saved as a
-//! screenshot (`GENQ_SCREENSHOTS`, default `$CARGO_TARGET_TMPDIR/dashboard`).
+//! enqueue refused by it, pause and resume a schedule, see a webhook endpoint, disable and
+//! enable a provider key, sign out. Forms without the session's CSRF value, and changes by a
+//! viewer, are refused. Every page is saved as a screenshot (`GENQ_SCREENSHOTS`, default
+//! `$CARGO_TARGET_TMPDIR/dashboard`).
 
 mod common;
 
@@ -83,16 +84,25 @@ async fn shoot(c: &Client, name: &str) {
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
 }
 
-/// The text of the element `css` matches, once there is one.
+/// The text of the element `css` matches, once there is one. htmx may swap the element out
+/// between finding it and reading it: then it is found again.
 async fn text(c: &Client, css: &str) -> String {
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"));
+        match found.text().await {
+            Ok(text) => return text,
+            Err(e) if Instant::now() < deadline => {
+                assert!(e.to_string().contains("stale"), "{css}: {e}");
+            }
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
 }
 
 /// Waits until `css` matches an element (the page is not reloaded for it).
@@ -133,6 +143,17 @@ timeout = "5s"
 name = "chat.generate"
 provider = "fake"
 path = "/chat/completions"
+
+[[schedules]]
+name = "nightly-report"
+cron = "0 3 * * *"
+kind = "report.weekly"
+user_id = "system"
+
+[[webhooks]]
+url = "http://127.0.0.1:9/genq-events"
+secret = "whsec-dashboard-test"
+events = ["batch.completed"]
 "#
     ));
     cfg.auth.viewer_tokens.push(VIEWER.into());
@@ -428,6 +449,37 @@ path = "/chat/completions"
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "batch_too_large");
+
+    // A schedule paused and resumed; a webhook endpoint that cannot be reached.
+    c.goto(&format!("{}/schedules", server.url)).await.unwrap();
+    let row = "tr[id='schedule-nightly-report']";
+    assert!(text(&c, row).await.contains("active"));
+    c.find(Locator::Css(&format!("{row} button")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, &format!("{row} .badge.cooling"), Duration::from_secs(5)).await;
+    let (_, schedules) = server.get("/v1/schedules").await;
+    assert_eq!(schedules["schedules"][0]["paused"], true);
+    shoot(&c, "schedules").await;
+    c.find(Locator::Css(&format!("{row} button")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, &format!("{row} .badge.ok"), Duration::from_secs(5)).await;
+    let (_, schedules) = server.get("/v1/schedules").await;
+    assert_eq!(schedules["schedules"][0]["paused"], false);
+    c.goto(&format!("{}/webhooks", server.url)).await.unwrap();
+    let hook = text(&c, "section.webhook").await;
+    assert!(
+        hook.contains("http://127.0.0.1/") && hook.contains("batch.completed"),
+        "{hook}"
+    );
+    shoot(&c, "webhooks").await;
 
     // A key disabled and enabled again.
     let key_state = |c: &Client| {

@@ -226,3 +226,32 @@ pub async fn key(
     tracing::info!(actor = %session.actor, provider = %name, key = %label, enable, "dashboard: key changed");
     Ok(Redirect::to("/providers"))
 }
+
+pub async fn schedule(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Path((name, change)): Path<(String, String)>,
+    Form(form): Form<Plain>,
+) -> Result<Redirect, DashError> {
+    session.authorize(&form.csrf)?;
+    let paused = match change.as_str() {
+        "pause" => true,
+        "resume" => false,
+        _ => return Err(DashError::new(StatusCode::NOT_FOUND, "No such page.")),
+    };
+    crate::routes::schedules::pause(&state, &name, paused).await?;
+    tracing::info!(actor = %session.actor, schedule = %name, paused, "dashboard: schedule changed");
+    Ok(Redirect::to("/schedules"))
+}
+
+pub async fn redeliver(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    Path((id, event_id)): Path<(String, String)>,
+    Form(form): Form<Plain>,
+) -> Result<Redirect, DashError> {
+    session.authorize(&form.csrf)?;
+    crate::routes::admin::redeliver_event(&state, &id, &event_id).await?;
+    tracing::info!(actor = %session.actor, webhook = %id, event = %event_id, "dashboard: event redelivered");
+    Ok(Redirect::to("/webhooks"))
+}

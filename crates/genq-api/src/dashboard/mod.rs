@@ -42,6 +42,13 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/providers/{name}/keys/{label}/{change}",
             post(actions::key),
         )
+        .route("/schedules", get(pages::schedules))
+        .route("/schedules/{name}/{change}", post(actions::schedule))
+        .route("/webhooks", get(pages::webhooks))
+        .route(
+            "/webhooks/{id}/events/{event}/redeliver",
+            post(actions::redeliver),
+        )
         .route("/static/htmx.min.js", get(htmx))
         .route("/static/genq.css", get(css))
 }

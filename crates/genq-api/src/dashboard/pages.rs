@@ -905,3 +905,45 @@ pub async fn providers(
         providers: state.engine.providers().views().await,
     }))
 }
+
+#[derive(Template)]
+#[template(path = "schedules.html")]
+struct SchedulesPage {
+    nav: Nav,
+    schedules: Vec<crate::routes::schedules::ScheduleView>,
+}
+
+/// Every `[[schedules]]` entry: its next and last slot, its last job or why it was refused.
+pub async fn schedules(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+) -> Result<Response, DashError> {
+    let page = SchedulesPage {
+        nav: Nav::new(&session, "schedules"),
+        schedules: crate::routes::schedules::views(&state).await?,
+    };
+    Ok(render(&page))
+}
+
+#[derive(Template)]
+#[template(path = "webhooks.html")]
+struct WebhooksPage {
+    nav: Nav,
+    webhooks: Vec<crate::routes::admin::WebhookView>,
+}
+
+/// Every `[[webhooks]]` endpoint: its backlog, its dead deliveries, its last success and error.
+pub async fn webhooks(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+) -> Result<Response, DashError> {
+    let mut webhooks = Vec::new();
+    for endpoint in &state.engine.shared().webhooks {
+        webhooks.push(crate::routes::admin::webhook_view(&state, endpoint).await?);
+    }
+    let page = WebhooksPage {
+        nav: Nav::new(&session, "webhooks"),
+        webhooks,
+    };
+    Ok(render(&page))
+}

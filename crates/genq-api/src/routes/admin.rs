@@ -193,7 +193,7 @@ pub struct WebhooksView {
     pub webhooks: Vec<WebhookView>,
 }
 
-async fn webhook_view(
+pub(crate) async fn webhook_view(
     state: &AppState,
     endpoint: &genq_engine::notifier::Endpoint,
 ) -> ApiResult<WebhookView> {
@@ -242,6 +242,17 @@ pub async fn redeliver(
     PathParams((id, event_id)): PathParams<(String, String)>,
 ) -> ApiResult<Json<WebhookView>> {
     caller.require_admin()?;
+    let endpoint = redeliver_event(&state, &id, &event_id).await?;
+    Ok(Json(webhook_view(&state, endpoint).await?))
+}
+
+/// Makes a dead delivery of `event_id` to the endpoint `id` due again at once (API and
+/// dashboard).
+pub(crate) async fn redeliver_event<'a>(
+    state: &'a AppState,
+    id: &str,
+    event_id: &str,
+) -> ApiResult<&'a genq_engine::notifier::Endpoint> {
     let endpoint = state
         .engine
         .shared()
@@ -264,5 +275,5 @@ pub async fn redeliver(
             other => other.into(),
         })?;
     state.engine.wake().events_published();
-    Ok(Json(webhook_view(&state, endpoint).await?))
+    Ok(endpoint)
 }

@@ -34,7 +34,7 @@ pub struct SchedulesView {
     pub schedules: Vec<ScheduleView>,
 }
 
-async fn views(state: &AppState) -> ApiResult<Vec<ScheduleView>> {
+pub(crate) async fn views(state: &AppState) -> ApiResult<Vec<ScheduleView>> {
     let now = state.clock.now();
     let stored = state.store.schedules().await?;
     Ok(state
@@ -90,6 +90,17 @@ pub async fn set(
     JsonBody(body): JsonBody<SetSchedule>,
 ) -> ApiResult<Json<ScheduleView>> {
     caller.require_admin()?;
+    pause(&state, &name, body.paused).await?;
+    let view = views(&state)
+        .await?
+        .into_iter()
+        .find(|v| v.name == name)
+        .ok_or_else(|| ApiError::new(Code::NotFound, "the schedule vanished"))?;
+    Ok(Json(view))
+}
+
+/// Pauses or resumes a configured schedule (API and dashboard).
+pub(crate) async fn pause(state: &AppState, name: &str, paused: bool) -> ApiResult<()> {
     if !state
         .engine
         .shared()
@@ -104,14 +115,9 @@ pub async fn set(
     }
     state
         .store
-        .pause_schedule(&name, body.paused, state.clock.now())
+        .pause_schedule(name, paused, state.clock.now())
         .await?;
-    tracing::info!(schedule = %name, paused = body.paused, "schedule changed by an admin");
+    tracing::info!(schedule = %name, paused, "schedule changed by an admin");
     state.engine.wake().schedules();
-    let view = views(&state)
-        .await?
-        .into_iter()
-        .find(|v| v.name == name)
-        .ok_or_else(|| ApiError::new(Code::NotFound, "the schedule vanished"))?;
-    Ok(Json(view))
+    Ok(())
 }

@@ -156,6 +156,8 @@ pub(super) async fn pages(dir: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         "/users/user-4242".into(),
         "/limits".into(),
         "/providers".into(),
+        "/schedules".into(),
+        "/webhooks".into(),
     ];
     for path in &paths {
         let mut hist = Histogram::<u64>::new(3)?;
