@@ -225,6 +225,19 @@ events = ["batch.completed"]
         json!(true),
         "the page was reloaded"
     );
+    assert_eq!(
+        c.execute(
+            // The extension keeps its EventSource in htmx's data of the element (1: open).
+            "const source = document.querySelector('[sse-connect]')['htmx-internal-data'];
+             return source.sseEventSource.url.includes('/live?batch_id=')
+                 && source.sseEventSource.readyState === 1;",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        json!(true),
+        "the page listened to /live rather than polling"
+    );
     shoot(&c, "batch").await;
 
     // The list of batches moves too: a new batch's row reaches 20 / 20 without a reload.

@@ -5,8 +5,10 @@
 //! - `session`: sign-in with an admin or viewer token, the session cookie, CSRF.
 //! - `pages`: what the dashboard shows (GET).
 //! - `actions`: what an admin changes (POST, each logged with its actor).
+//! - `live`: the signal that makes a page fetch again when something happened (SSE).
 
 mod actions;
+mod live;
 mod pages;
 pub mod session;
 
@@ -49,13 +51,23 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/webhooks/{id}/events/{event}/redeliver",
             post(actions::redeliver),
         )
+        .route("/live", get(live::live))
         .route("/static/htmx.min.js", get(htmx))
+        .route("/static/htmx-ext-sse.min.js", get(htmx_sse))
         .route("/static/genq.css", get(css))
 }
 
 /// htmx 2 (zero-clause BSD), vendored: no CDN, no build step.
 async fn htmx() -> impl IntoResponse {
     asset("text/javascript", include_str!("../../static/htmx.min.js"))
+}
+
+/// htmx's sse extension (zero-clause BSD), vendored beside it.
+async fn htmx_sse() -> impl IntoResponse {
+    asset(
+        "text/javascript",
+        include_str!("../../static/htmx-ext-sse.min.js"),
+    )
 }
 
 async fn css() -> impl IntoResponse {

@@ -115,6 +115,7 @@ struct Overview {
     providers: Vec<ProviderView>,
     chart: Chart,
     failed_by_class: Vec<(String, u64)>,
+    after: i64,
 }
 
 /// The overview's chart: jobs finished per minute over the last hour, as stacked SVG bars.
@@ -177,6 +178,7 @@ pub async fn overview(
     State(state): State<Arc<AppState>>,
     session: Session,
 ) -> Result<Response, DashError> {
+    let after = state.store.events_end().await?;
     let stats = state.store.stats(state.clock.now()).await?;
     let count = |s: JobState, m: &std::collections::BTreeMap<JobState, u64>| {
         m.get(&s).copied().unwrap_or(0)
@@ -213,6 +215,7 @@ pub async fn overview(
         providers: state.engine.providers().views().await,
         chart: Chart::of(&stats.finished_per_minute),
         failed_by_class: stats.failed_last_hour_by_class.into_iter().collect(),
+        after,
     };
     Ok(render(&page))
 }
@@ -637,6 +640,8 @@ struct BatchPage {
     finished: bool,
     rows: Vec<JobRow>,
     more: bool,
+    /// The newest event when the page was read: `/live` signals what comes after it.
+    after: i64,
 }
 
 #[derive(Deserialize, Default)]
@@ -662,6 +667,7 @@ struct BatchesPage {
     rows: Vec<BatchRow>,
     /// A batch on the page is still running: the page refreshes its bars.
     live: bool,
+    after: i64,
     /// This page's own address, for the refresh.
     here: String,
     older: Option<String>,
@@ -674,6 +680,7 @@ pub async fn batches(
     Query(q): Query<BatchesQuery>,
 ) -> Result<Response, DashError> {
     let before = filled(&q.before);
+    let after = state.store.events_end().await?;
     let batches = state
         .store
         .batches(before.as_deref(), BATCHES_PER_PAGE)
@@ -704,6 +711,7 @@ pub async fn batches(
     let page = BatchesPage {
         nav: Nav::new(&session, "batches"),
         live: rows.iter().any(|r| r.done < r.total),
+        after,
         here: match &before {
             Some(b) => format!("/batches?before={}", encode(b)),
             None => "/batches".into(),
@@ -719,6 +727,7 @@ pub async fn batch(
     session: Session,
     Path(id): Path<String>,
 ) -> Result<Response, DashError> {
+    let after = state.store.events_end().await?;
     let batch = state.store.batch(&id).await?;
     let page = state
         .store
@@ -740,6 +749,7 @@ pub async fn batch(
         finished: done == batch.total,
         rows: page.jobs.iter().map(JobRow::from).collect(),
         more: page.next_before.is_some(),
+        after,
         batch: batch.into(),
     };
     Ok(render(&page))
