@@ -1,6 +1,7 @@
 //! Lease renewal: every `worker.heartbeat`, renew the leases of all attempts running in this
 //! process in one store call. A lease that is not renewed was lost (the job was canceled, or a
-//! rescuer took it): its attempt is stopped, and its outcome will be fenced out anyway.
+//! rescuer took it): its attempt is stopped, and its outcome will be fenced out anyway. At the
+//! same beat the process says it is alive (`Store::node_seen`), for the dashboard's overview.
 
 use crate::Shared;
 use std::sync::Arc;
@@ -9,12 +10,28 @@ use tokio_util::sync::CancellationToken;
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(shared.settings.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let started_at = shared.clock.now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
         beat(&shared).await;
+        alive(&shared, started_at).await;
+    }
+}
+
+async fn alive(shared: &Shared, started_at: chrono::DateTime<chrono::Utc>) {
+    let node = genq_store::NodeSeen {
+        node_id: shared.settings.node_id.clone(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        concurrency: shared.settings.concurrency,
+        started_at,
+        seen_at: shared.clock.now(),
+    };
+    if let Err(e) = shared.store.node_seen(&node).await {
+        tracing::warn!(error = %e, "saying this process is alive failed");
     }
 }
 

@@ -332,6 +332,21 @@ pub struct Stats {
     pub past_lease: u64,
 }
 
+/// A process running an engine on the database, as it last said it was alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSeen {
+    pub node_id: String,
+    pub pid: u32,
+    pub version: String,
+    /// Its worker slots.
+    pub concurrency: u32,
+    pub started_at: DateTime<Utc>,
+    pub seen_at: DateTime<Utc>,
+}
+
+/// How long a node not seen is remembered.
+pub const NODE_FORGOTTEN_AFTER: chrono::Duration = chrono::Duration::days(1);
+
 /// One minute of [`Stats::finished_per_minute`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FinishedMinute {
@@ -607,6 +622,13 @@ pub trait Store: Send + Sync + 'static {
     async fn batch_job_ids(&self, batch_id: &str) -> Result<Vec<String>>;
 
     async fn stats(&self, now: DateTime<Utc>) -> Result<Stats>;
+
+    /// A process says it is alive (`node.seen_at` is now); nodes silent for
+    /// [`NODE_FORGOTTEN_AFTER`] are forgotten.
+    async fn node_seen(&self, node: &NodeSeen) -> Result<()>;
+
+    /// The nodes seen since `since`, in id order.
+    async fn nodes(&self, since: DateTime<Utc>) -> Result<Vec<NodeSeen>>;
 
     /// The limits in force (stored values over defaults).
     async fn limits(&self) -> Result<Limits>;

@@ -352,6 +352,8 @@ events = ["batch.completed"]
     c.goto(&server.url).await.unwrap();
     wait_for(&c, "#count-succeeded", Duration::from_secs(5)).await;
     assert_eq!(text(&c, "#count-failed").await, "2");
+    let nodes = text(&c, "table.nodes").await;
+    assert!(nodes.contains("alive"), "{nodes}");
     assert!(
         c.find(Locator::Css("#throughput rect.failed"))
             .await

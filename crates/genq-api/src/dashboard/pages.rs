@@ -116,6 +116,26 @@ struct Overview {
     chart: Chart,
     failed_by_class: Vec<(String, u64)>,
     after: i64,
+    nodes: Vec<NodeRow>,
+}
+
+/// A process running an engine on this database, seen in the last hour.
+struct NodeRow {
+    node_id: String,
+    pid: u32,
+    version: String,
+    concurrency: u32,
+    started_at: String,
+    /// How long ago it last said it was alive.
+    seen: String,
+    /// It said so within three heartbeats.
+    alive: bool,
+}
+
+/// Whole seconds, as "1m 5s".
+fn ago(d: chrono::Duration) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(d.num_seconds().max(0) as u64))
+        .to_string()
 }
 
 /// The overview's chart: jobs finished per minute over the last hour, as stacked SVG bars.
@@ -179,7 +199,25 @@ pub async fn overview(
     session: Session,
 ) -> Result<Response, DashError> {
     let after = state.store.events_end().await?;
-    let stats = state.store.stats(state.clock.now()).await?;
+    let now = state.clock.now();
+    let stats = state.store.stats(now).await?;
+    let heartbeat = chrono::Duration::from_std(state.config.worker.heartbeat * 3)
+        .unwrap_or(chrono::Duration::MAX);
+    let nodes = state
+        .store
+        .nodes(now - chrono::Duration::hours(1))
+        .await?
+        .into_iter()
+        .map(|n| NodeRow {
+            alive: now - n.seen_at <= heartbeat,
+            seen: ago(now - n.seen_at),
+            started_at: when(n.started_at),
+            node_id: n.node_id,
+            pid: n.pid,
+            version: n.version,
+            concurrency: n.concurrency,
+        })
+        .collect();
     let count = |s: JobState, m: &std::collections::BTreeMap<JobState, u64>| {
         m.get(&s).copied().unwrap_or(0)
     };
@@ -216,6 +254,7 @@ pub async fn overview(
         chart: Chart::of(&stats.finished_per_minute),
         failed_by_class: stats.failed_last_hour_by_class.into_iter().collect(),
         after,
+        nodes,
     };
     Ok(render(&page))
 }

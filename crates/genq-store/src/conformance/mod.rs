@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
             rescuer_fence_loses_to_a_heartbeat, node_leases_are_the_nodes_running_jobs,
             pages_never_repeat_or_skip_while_jobs_arrive, pages_stop_at_a_byte_budget, list_filters,
             common_and_rare_states_list_newest_first, batches_and_users_come_in_pages,
+            nodes_are_seen_and_forgotten,
             stats_count_states,
             concurrent_claimers_never_share_a_job, a_node_id_is_held_by_one_process,
             users_are_created_on_first_use, limits_are_stored_and_checked,
@@ -891,6 +892,43 @@ pub async fn batches_and_users_come_in_pages(store: DynStore) {
     assert_eq!(counts(&first), want[..2]);
     assert_eq!(counts(&rest), want[2..]);
     assert!(store.users("u3", 2).await.unwrap().is_empty());
+}
+
+pub async fn nodes_are_seen_and_forgotten(store: DynStore) {
+    let node = |id: &str, seen_at| crate::NodeSeen {
+        node_id: id.into(),
+        pid: 4242,
+        version: "0.1.0".into(),
+        concurrency: 25,
+        started_at: t0(),
+        seen_at,
+    };
+    store.node_seen(&node("host:a#1", t0())).await.unwrap();
+    store.node_seen(&node("host:b#1", t0())).await.unwrap();
+    let later = t0() + Duration::minutes(5);
+    store.node_seen(&node("host:a#1", later)).await.unwrap();
+    assert_eq!(
+        store.nodes(t0()).await.unwrap(),
+        [node("host:a#1", later), node("host:b#1", t0())]
+    );
+    assert_eq!(
+        store.nodes(t0() + Duration::seconds(1)).await.unwrap(),
+        [node("host:a#1", later)],
+        "b has not been seen since"
+    );
+    let next_day = later + crate::NODE_FORGOTTEN_AFTER;
+    store.node_seen(&node("host:c#1", next_day)).await.unwrap();
+    assert_eq!(
+        store
+            .nodes(t0() - Duration::days(1))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.node_id)
+            .collect::<Vec<_>>(),
+        ["host:a#1", "host:c#1"],
+        "b, silent for a day, is forgotten"
+    );
 }
 
 pub async fn list_filters(store: DynStore) {

@@ -23,9 +23,9 @@ use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
     BatchSummary, BudgetOp, ClaimRequest, Coordination, Delivery, DeliveryFilter, DeliveryOutcome,
-    Enqueued, EventFilter, Finish, JobFilter, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page,
-    Polls, Rejection, Result, ScheduleState, Signal, SlotRun, Staged, Stats, Store, StoreError,
-    UserCtx, WebhookStatus,
+    Enqueued, EventFilter, Finish, JobFilter, JobQuery, LeaseRef, NewJobs, NodeLock, NodeSeen,
+    Outcome, Page, Polls, Rejection, Result, ScheduleState, Signal, SlotRun, Staged, Stats, Store,
+    StoreError, UserCtx, WebhookStatus,
 };
 use accounts::Counts;
 use async_trait::async_trait;
@@ -199,6 +199,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "attempt_history",
         include_str!("../../migrations/postgres/0009_attempt_history.sql"),
+    ),
+    (
+        10,
+        "nodes",
+        include_str!("../../migrations/postgres/0010_nodes.sql"),
     ),
 ];
 
@@ -1227,6 +1232,46 @@ impl Store for PgStore {
         batch_by_id(&mut c, batch_id)
             .await
             .map_err(PgError::into_store)
+    }
+
+    async fn node_seen(&self, node: &NodeSeen) -> Result<()> {
+        sqlx::query(sql!("node_seen"))
+            .bind(&node.node_id)
+            .bind(node.pid as i64)
+            .bind(&node.version)
+            .bind(node.concurrency as i32)
+            .bind(micros(node.started_at))
+            .bind(micros(node.seen_at))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(sql!("nodes_forget"))
+            .bind(micros(node.seen_at - crate::NODE_FORGOTTEN_AFTER))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn nodes(&self, since: DateTime<Utc>) -> Result<Vec<NodeSeen>> {
+        sqlx::query(sql!("nodes_seen"))
+            .bind(micros(since))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|r| {
+                Ok(NodeSeen {
+                    node_id: r.try_get("node_id")?,
+                    pid: r.try_get::<i64, _>("pid")? as u32,
+                    version: r.try_get("version")?,
+                    concurrency: r.try_get::<i32, _>("concurrency")? as u32,
+                    started_at: from_micros(r.try_get("started_at")?),
+                    seen_at: from_micros(r.try_get("seen_at")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db_error)
     }
 
     async fn batches(&self, before: Option<&str>, limit: u32) -> Result<Vec<BatchSummary>> {

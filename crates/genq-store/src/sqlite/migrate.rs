@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tallies",
         include_str!("../../migrations/sqlite/0009_tallies.sql"),
     ),
+    (
+        10,
+        "nodes",
+        include_str!("../../migrations/sqlite/0010_nodes.sql"),
+    ),
 ];
 
 /// Migrations applied, and migrations this build knows.

@@ -21,8 +21,9 @@ use crate::outbox::Outbox;
 use crate::rules::Candidate;
 use crate::{
     BatchSummary, ClaimRequest, Delivery, DeliveryFilter, DeliveryOutcome, Enqueued, EventFilter,
-    Finish, JobFilter, JobQuery, LeaseRef, NewJobs, NodeLock, Outcome, Page, Polls, Rejection,
-    Result, ScheduleState, SlotRun, Staged, Stats, Store, StoreError, UserCtx, WebhookStatus,
+    Finish, JobFilter, JobQuery, LeaseRef, NewJobs, NodeLock, NodeSeen, Outcome, Page, Polls,
+    Rejection, Result, ScheduleState, SlotRun, Staged, Stats, Store, StoreError, UserCtx,
+    WebhookStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -1071,6 +1072,52 @@ impl Store for SqliteStore {
     async fn batch(&self, batch_id: &str) -> Result<Batch> {
         let id = batch_id.to_string();
         self.read(move |conn| batch_by_id(conn, &id)).await
+    }
+
+    async fn node_seen(&self, node: &NodeSeen) -> Result<()> {
+        let node = node.clone();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(sql!("node_seen"))
+                    .and_then(|mut s| {
+                        s.execute(named_params! {
+                            ":node_id": node.node_id, ":pid": node.pid, ":version": node.version,
+                            ":concurrency": node.concurrency, ":started_at": micros(node.started_at),
+                            ":seen_at": micros(node.seen_at),
+                        })
+                    })
+                    .map_err(db_error)?;
+                conn.prepare_cached(sql!("nodes_forget"))
+                    .and_then(|mut s| {
+                        s.execute(named_params! {
+                            ":before": micros(node.seen_at - crate::NODE_FORGOTTEN_AFTER),
+                        })
+                    })
+                    .map_err(db_error)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn nodes(&self, since: DateTime<Utc>) -> Result<Vec<NodeSeen>> {
+        self.read(move |conn| {
+            conn.prepare_cached(sql!("nodes_seen"))
+                .and_then(|mut s| {
+                    s.query_map(named_params! {":since": micros(since)}, |r| {
+                        Ok(NodeSeen {
+                            node_id: r.get(0)?,
+                            pid: r.get(1)?,
+                            version: r.get(2)?,
+                            concurrency: r.get(3)?,
+                            started_at: from_micros(r.get(4)?),
+                            seen_at: from_micros(r.get(5)?),
+                        })
+                    })?
+                    .collect()
+                })
+                .map_err(db_error)
+        })
+        .await
     }
 
     async fn batches(&self, before: Option<&str>, limit: u32) -> Result<Vec<BatchSummary>> {

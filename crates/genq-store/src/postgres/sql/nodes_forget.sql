@@ -1,0 +1,2 @@
+-- $1: nodes not seen since then.
+DELETE FROM nodes WHERE seen_at < $1
