@@ -23,12 +23,57 @@ pub struct Key {
     pub(crate) secret: String,
     state: Mutex<KeyState>,
     pub requests: AtomicU64,
+    /// Its requests in the last minute: the pace the dashboard shows beside the budgets.
+    pub recent: LastMinute,
     pub rate_limited: AtomicU64,
     pub errors: AtomicU64,
     /// Answered OK since it was last new, cooled, disabled or enabled.
     proven: AtomicBool,
     /// Its one request on probation is in flight.
     probing: AtomicBool,
+}
+
+/// Counts of the last 60 seconds, one per second (a ring: each slot remembers which second it
+/// counts). A mutex, not atomics: a provider's requests come at most thousands a second.
+pub struct LastMinute {
+    slots: Mutex<[(u64, u64); 60]>,
+}
+
+impl Default for LastMinute {
+    fn default() -> Self {
+        LastMinute {
+            slots: Mutex::new([(0, 0); 60]),
+        }
+    }
+}
+
+impl LastMinute {
+    fn second(at: SystemTime) -> u64 {
+        at.duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    pub fn record(&self, at: SystemTime) {
+        let s = Self::second(at);
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = &mut slots[(s % 60) as usize];
+        if slot.0 != s {
+            *slot = (s, 0);
+        }
+        slot.1 += 1;
+    }
+
+    /// What the 60 seconds up to `at` counted.
+    pub fn total(&self, at: SystemTime) -> u64 {
+        let s = Self::second(at);
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .iter()
+            .filter(|(second, _)| *second + 60 > s && *second <= s)
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 /// A key picked for one request; on probation, the key's one request. Dropping it ends the
@@ -90,6 +135,8 @@ pub struct KeyView {
     /// When a cooling or disabled key becomes usable again by itself (RFC 3339).
     pub until: Option<String>,
     pub requests: u64,
+    /// Its requests in the last minute (this process's).
+    pub requests_last_minute: u64,
     pub rate_limited: u64,
     pub errors: u64,
 }
@@ -106,6 +153,7 @@ impl KeyPool {
                     secret: secret.clone(),
                     state: Mutex::new(KeyState::Ok),
                     requests: AtomicU64::new(0),
+                    recent: LastMinute::default(),
                     rate_limited: AtomicU64::new(0),
                     errors: AtomicU64::new(0),
                     proven: AtomicBool::new(false),
@@ -250,6 +298,7 @@ impl KeyPool {
                     state,
                     until,
                     requests: k.requests.load(Relaxed),
+                    requests_last_minute: k.recent.total(wall),
                     rate_limited: k.rate_limited.load(Relaxed),
                     errors: k.errors.load(Relaxed),
                 }
@@ -277,6 +326,24 @@ impl Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_minute_counts_sixty_seconds() {
+        let recent = LastMinute::default();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let at = |s: u64| t + Duration::from_secs(s);
+        for s in [0, 0, 1, 59] {
+            recent.record(at(s));
+        }
+        assert_eq!(recent.total(at(59)), 4);
+        assert_eq!(recent.total(at(60)), 2, "second 0 has passed");
+        recent.record(at(60));
+        assert_eq!(recent.total(at(60)), 3, "second 60 took second 0's slot");
+        assert_eq!(recent.total(at(119)), 1);
+        recent.record(at(130));
+        assert_eq!(recent.total(at(130)), 1);
+        assert_eq!(recent.total(at(200)), 0);
+    }
 
     fn pool() -> KeyPool {
         KeyPool::new("p", &["a".into(), "b".into()], Duration::from_secs(3600))

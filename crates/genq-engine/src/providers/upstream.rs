@@ -71,6 +71,8 @@ pub struct ProviderView {
     pub in_flight: u64,
     pub tasks_in_flight: Option<u64>,
     pub requests_per_minute: Option<u32>,
+    /// Requests this process sent in the last minute, all keys.
+    pub requests_last_minute: u64,
     pub tokens_per_minute: Option<u32>,
     pub max_concurrent: Option<u32>,
     pub keys: Vec<KeyView>,
@@ -185,6 +187,7 @@ impl Upstream {
         {
             why = Some(format!("{max} tasks in flight (max_concurrent)"));
         }
+        let keys = self.keys.views();
         ProviderView {
             name: self.name.clone(),
             kind: match self.kind {
@@ -199,7 +202,8 @@ impl Upstream {
             requests_per_minute: self.rpm.as_ref().map(|b| b.per_minute),
             tokens_per_minute: self.tpm.as_ref().map(|b| b.per_minute),
             max_concurrent: self.max_concurrent,
-            keys: self.keys.views(),
+            requests_last_minute: keys.iter().map(|k| k.requests_last_minute).sum(),
+            keys,
         }
     }
 
@@ -318,6 +322,7 @@ impl Upstream {
         let answer = self.send(key, attempt, &call).await;
         self.in_flight.fetch_sub(1, Relaxed);
         key.requests.fetch_add(1, Relaxed);
+        key.recent.record(std::time::SystemTime::now());
         self.metrics.provider_request(
             &self.name,
             &key.label,
