@@ -105,6 +105,16 @@ async fn text(c: &Client, css: &str) -> String {
     }
 }
 
+/// Clicks the element `css` matches.
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 /// Waits until `css` matches an element (the page is not reloaded for it).
 async fn wait_for(c: &Client, css: &str, within: Duration) {
     c.wait()
@@ -125,6 +135,35 @@ async fn at(c: &Client, want: &str) {
         assert!(Instant::now() < deadline, "at {path}, not {want}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A batch of `n` jobs of 200 ms each for `user`; its id.
+async fn slow_batch(server: &TestServer, user: &str, n: usize) -> String {
+    let items: Vec<Value> = (0..n)
+        .map(|i| json!({"n": i, "simulate": {"latency_ms": 200}}))
+        .collect();
+    let (status, body) = server
+        .post(
+            "/v1/batches",
+            json!({"user_id": user, "kind": "card.generate", "items": items}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["batch"]["id"].as_str().unwrap().to_string()
+}
+
+/// Marks the page the browser shows, so that [`same_page`] tells whether it was reloaded.
+async fn mark_page(c: &Client) {
+    c.execute("window.stillThisPage = true;", vec![])
+        .await
+        .unwrap();
+}
+
+async fn same_page(c: &Client) -> bool {
+    c.execute("return window.stillThisPage === true;", vec![])
+        .await
+        .unwrap()
+        == json!(true)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,12 +210,7 @@ events = ["batch.completed"]
         .send_keys("not-a-token-of-this-genq")
         .await
         .unwrap();
-    c.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#sign-in").await;
     assert!(text(&c, "#login-error").await.contains("not an admin"));
     c.find(Locator::Id("token"))
         .await
@@ -184,26 +218,11 @@ events = ["batch.completed"]
         .send_keys(ADMIN)
         .await
         .unwrap();
-    c.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#sign-in").await;
     at(&c, "/jobs").await;
 
     // A batch's progress bar reaches 100% while the page stays loaded.
-    let items: Vec<Value> = (0..40)
-        .map(|i| json!({"n": i, "simulate": {"latency_ms": 200}}))
-        .collect();
-    let (status, body) = server
-        .post(
-            "/v1/batches",
-            json!({"user_id": "ana", "kind": "card.generate", "items": items}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let batch = body["batch"]["id"].as_str().unwrap().to_string();
+    let batch = slow_batch(&server, "ana", 40).await;
     c.goto(&format!("{}/batches/{batch}", server.url))
         .await
         .unwrap();
@@ -213,18 +232,10 @@ events = ["batch.completed"]
         .parse()
         .unwrap();
     assert!(first < 100, "the batch was done before its page loaded");
-    c.execute("window.stillThisPage = true;", vec![])
-        .await
-        .unwrap();
+    mark_page(&c).await;
     wait_for(&c, "#batch-done", Duration::from_secs(30)).await;
     assert_eq!(text(&c, "#percent").await, "100%");
-    assert_eq!(
-        c.execute("return window.stillThisPage === true;", vec![])
-            .await
-            .unwrap(),
-        json!(true),
-        "the page was reloaded"
-    );
+    assert!(same_page(&c).await, "the page was reloaded");
     assert_eq!(
         c.execute(
             // The extension keeps its EventSource in htmx's data of the element (1: open).
@@ -241,17 +252,7 @@ events = ["batch.completed"]
     shoot(&c, "batch").await;
 
     // The list of batches moves too: a new batch's row reaches 20 / 20 without a reload.
-    let items: Vec<Value> = (0..20)
-        .map(|i| json!({"n": i, "simulate": {"latency_ms": 200}}))
-        .collect();
-    let (status, body) = server
-        .post(
-            "/v1/batches",
-            json!({"user_id": "cy", "kind": "card.generate", "items": items}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let listed = body["batch"]["id"].as_str().unwrap().to_string();
+    let listed = slow_batch(&server, "cy", 20).await;
     c.goto(&format!("{}/batches", server.url)).await.unwrap();
     let row = format!("tr[id='batch-{listed}']");
     let first = text(&c, &row).await;
@@ -264,9 +265,7 @@ events = ["batch.completed"]
             .await
             .contains("40 / 40")
     );
-    c.execute("window.stillThisPage = true;", vec![])
-        .await
-        .unwrap();
+    mark_page(&c).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !text(&c, &row).await.contains("20 / 20") {
         assert!(
@@ -275,13 +274,7 @@ events = ["batch.completed"]
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        c.execute("return window.stillThisPage === true;", vec![])
-            .await
-            .unwrap(),
-        json!(true),
-        "the page was reloaded"
-    );
+    assert!(same_page(&c).await, "the page was reloaded");
     shoot(&c, "batches").await;
 
     // A failed job: its attempts, its failure, its debit and refund.
@@ -401,23 +394,13 @@ events = ["batch.completed"]
         c.goto(&format!("{}/jobs?user_id=bo", server.url))
             .await
             .unwrap();
-        c.find(Locator::Id(button))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, &format!("#{button}")).await;
         assert_eq!(
             text(&c, "#matched").await.split('.').next().unwrap(),
             "3 jobs match"
         );
         shoot(&c, &format!("{button}-confirm")).await;
-        c.find(Locator::Id("confirm"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "#confirm").await;
         assert_eq!(
             text(&c, "#notice").await,
             format!("3 of 3 matching jobs {done}.")
@@ -443,12 +426,7 @@ events = ["batch.completed"]
         .unwrap();
     input.clear().await.unwrap();
     input.send_keys("2").await.unwrap();
-    c.find(Locator::Id("save-batch_max_items_per_request"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#save-batch_max_items_per_request").await;
     wait_for(
         &c,
         "#limit-batch_max_items_per_request.changed",
@@ -469,22 +447,12 @@ events = ["batch.completed"]
     c.goto(&format!("{}/schedules", server.url)).await.unwrap();
     let row = "tr[id='schedule-nightly-report']";
     assert!(text(&c, row).await.contains("active"));
-    c.find(Locator::Css(&format!("{row} button")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, &format!("{row} button")).await;
     wait_for(&c, &format!("{row} .badge.cooling"), Duration::from_secs(5)).await;
     let (_, schedules) = server.get("/v1/schedules").await;
     assert_eq!(schedules["schedules"][0]["paused"], true);
     shoot(&c, "schedules").await;
-    c.find(Locator::Css(&format!("{row} button")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, &format!("{row} button")).await;
     wait_for(&c, &format!("{row} .badge.ok"), Duration::from_secs(5)).await;
     let (_, schedules) = server.get("/v1/schedules").await;
     assert_eq!(schedules["schedules"][0]["paused"], false);
@@ -503,12 +471,7 @@ events = ["batch.completed"]
     };
     c.goto(&format!("{}/providers", server.url)).await.unwrap();
     assert_eq!(key_state(&c).await, "ok");
-    c.find(Locator::Css("tr[id='key-fake#1'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "tr[id='key-fake#1'] button").await;
     c.accept_alert().await.unwrap();
     wait_for(
         &c,
@@ -519,12 +482,7 @@ events = ["batch.completed"]
     let (_, providers) = server.get("/v1/admin/providers").await;
     assert_eq!(providers["providers"][0]["keys"][0]["state"], "disabled");
     shoot(&c, "providers").await;
-    c.find(Locator::Css("tr[id='key-fake#1'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "tr[id='key-fake#1'] button").await;
     wait_for(&c, "tr[id='key-fake#1'] .badge.ok", Duration::from_secs(5)).await;
 
     // Forms without this session's CSRF value are refused, and so is any change by a viewer.
@@ -599,12 +557,7 @@ events = ["batch.completed"]
     );
 
     // Signing out ends the session in this browser.
-    c.find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#logout").await;
     at(&c, "/login").await;
     c.goto(&format!("{}/limits", server.url)).await.unwrap();
     at(&c, "/login").await;

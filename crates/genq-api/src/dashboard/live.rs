@@ -7,15 +7,14 @@
 use super::session::Session;
 use crate::AppState;
 use axum::extract::{Query, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use axum::response::sse::Event;
 use genq_store::EventFilter;
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 /// At most one `change` a second: a page re-fetched more often would show nothing more.
 const THROTTLE: Duration = Duration::from_secs(1);
@@ -45,9 +44,7 @@ pub async fn live(
     };
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(follow(state, filter, start, tx));
-    Ok(Sse::new(ReceiverStream::new(rx))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+    Ok(crate::routes::events::sse(rx))
 }
 
 async fn follow(

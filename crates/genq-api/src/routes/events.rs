@@ -107,10 +107,15 @@ pub async fn stream(
     };
     let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
     tokio::spawn(follow(state, render, filter, start, tx));
+    Ok(sse(rx))
+}
+
+/// A stream of what `rx` receives, with a keep-alive comment every 15 s (API and dashboard).
+pub(crate) fn sse(rx: mpsc::Receiver<Result<SseEvent, Infallible>>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    Ok(Sse::new(ReceiverStream::new(rx))
+    Sse::new(ReceiverStream::new(rx))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+        .into_response()
 }
 
 /// Send the stream's events until the client goes away or falls behind by a full buffer.
