@@ -17,14 +17,29 @@ pub(crate) struct NewEvent {
     pub attempt: u32,
 }
 
+/// What SQLite's `job_counts` counts a job in `state` under: its final state, or `waiting` for
+/// a queued or retrying job (the claim cannot tell the two apart cheaply; retrying jobs are
+/// counted from the index and the rest of the waiting ones are queued). Running jobs are few and
+/// counted from the index.
+pub(crate) fn tallied(state: JobState) -> Option<&'static str> {
+    match state {
+        JobState::Queued | JobState::Retrying => Some(WAITING),
+        JobState::Running => None,
+        JobState::Succeeded | JobState::Failed | JobState::Canceled => Some(state.as_str()),
+    }
+}
+
+/// The tally of queued and retrying jobs.
+pub(crate) const WAITING: &str = "waiting";
+
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     pub events: Vec<NewEvent>,
     /// Per batch (in id order, the order its rows are locked in), how many of its jobs became
     /// unfinished (+) or finished (−).
     pub batches: BTreeMap<String, i64>,
-    /// Per final state and kind, how many jobs entered it (+) or left it (−).
-    pub finished: BTreeMap<(JobState, String), i64>,
+    /// Per tally (see [`tallied`]) and kind, how many jobs entered it (+) or left it (−).
+    pub counts: BTreeMap<(&'static str, String), i64>,
     /// Per second (since the epoch), final state and error class (of a failure; "" otherwise),
     /// how many jobs reached that state. SQLite keeps both tallies for the overview;
     /// PostgreSQL counts its rows instead (a tally row would be one every finish waits on).
@@ -50,13 +65,14 @@ impl Outbox {
                 attempt: job.attempt,
             });
         }
-        let was_final = from.is_some_and(JobState::is_terminal);
-        if was_final != to.is_terminal() {
-            let (state, delta) = match from {
-                Some(from) if was_final => (from, -1),
-                _ => (to, 1),
-            };
-            *self.finished.entry((state, job.kind.clone())).or_default() += delta;
+        // A claim says "from queued" of a retrying job too: both are tallied as waiting.
+        let (left, entered) = (from.and_then(tallied), tallied(to));
+        if left != entered {
+            for (tally, delta) in [(left, -1), (entered, 1)] {
+                if let Some(tally) = tally {
+                    *self.counts.entry((tally, job.kind.clone())).or_default() += delta;
+                }
+            }
         }
         if let (Some(batch), Some(from)) = (&job.batch_id, from) {
             let delta = match (from.is_unfinished(), to.is_unfinished()) {
@@ -89,7 +105,9 @@ impl Outbox {
 
     /// A finished job in `state` was deleted.
     pub fn pruned(&mut self, state: JobState, kind: String) {
-        *self.finished.entry((state, kind)).or_default() -= 1;
+        if let Some(tally) = tallied(state) {
+            *self.counts.entry((tally, kind)).or_default() -= 1;
+        }
     }
 
     /// `job.queued` for each of new jobs.

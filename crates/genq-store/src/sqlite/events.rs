@@ -19,13 +19,13 @@ macro_rules! sql {
 /// Write what a transaction collected: its batches' counts (a batch whose last job just
 /// finished completes, once), then every event in order. This runs for every job change:
 /// parameters are bound by position (by name costs a search each), several rows a statement.
-/// The finished tallies the outbox gathered: a statement per state and kind, and per second,
-/// however many jobs the transaction finished.
+/// The tallies the outbox gathered: a statement per tally and kind, and per second, however
+/// many jobs the transaction moved.
 fn write_tallies(conn: &Connection, outbox: &Outbox) -> Result<()> {
-    for ((state, kind), delta) in &outbox.finished {
+    for ((tally, kind), delta) in &outbox.counts {
         if *delta != 0 {
-            conn.prepare_cached(sql!("finished_counts_add"))
-                .and_then(|mut s| s.execute(params![state.as_str(), kind, delta]))
+            conn.prepare_cached(sql!("job_counts_add"))
+                .and_then(|mut s| s.execute(params![tally, kind, delta]))
                 .map_err(db_error)?;
         }
     }

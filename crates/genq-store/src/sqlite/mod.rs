@@ -839,22 +839,40 @@ fn stats(conn: &Connection, now: DateTime<Utc>) -> Result<Stats> {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
-                r.get::<_, u64>(2)?,
+                r.get::<_, i64>(2)?,
             ))
         })
+        .map_err(db_error)?
+        .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_error)?;
-    for row in rows {
-        let (state, kind, count) = row.map_err(db_error)?;
-        let state: JobState = state
-            .parse()
-            .map_err(|e: genq_core::state::UnknownState| StoreError::Internal(e.to_string()))?;
-        *stats.by_state.entry(state).or_default() += count;
+    // Waiting (queued or retrying) jobs are tallied together; retrying ones come counted
+    // from the index, and the rest of the waiting ones are queued.
+    let mut counts: std::collections::BTreeMap<(JobState, String), i64> = Default::default();
+    for (tally, kind, n) in rows {
+        let state = if tally == crate::outbox::WAITING {
+            JobState::Queued
+        } else {
+            tally
+                .parse()
+                .map_err(|e: genq_core::state::UnknownState| StoreError::Internal(e.to_string()))?
+        };
+        *counts.entry((state, kind.clone())).or_default() += n;
+        if state == JobState::Retrying {
+            *counts.entry((JobState::Queued, kind)).or_default() -= n;
+        }
+    }
+    for ((state, kind), n) in counts {
+        let n = n.max(0) as u64;
+        if n == 0 {
+            continue;
+        }
+        *stats.by_state.entry(state).or_default() += n;
         *stats
             .by_kind
             .entry(kind)
             .or_default()
             .entry(state)
-            .or_default() += count;
+            .or_default() += n;
     }
     let seconds = conn
         .prepare_cached(sql!("stats_finished_seconds"))
