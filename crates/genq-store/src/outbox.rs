@@ -39,7 +39,8 @@ pub(crate) struct Outbox {
     /// unfinished (+) or finished (−).
     pub batches: BTreeMap<String, i64>,
     /// Per tally (see [`tallied`]) and kind, how many jobs entered it (+) or left it (−).
-    pub counts: BTreeMap<(&'static str, String), i64>,
+    /// By kind first, so a job adds to its kind's entry without copying the kind's name.
+    pub counts: BTreeMap<String, BTreeMap<&'static str, i64>>,
     /// Per second (since the epoch), final state and error class (of a failure; "" otherwise),
     /// how many jobs reached that state. SQLite keeps both tallies for the overview;
     /// PostgreSQL counts its rows instead (a tally row would be one every finish waits on).
@@ -70,7 +71,7 @@ impl Outbox {
         if left != entered {
             for (tally, delta) in [(left, -1), (entered, 1)] {
                 if let Some(tally) = tally {
-                    *self.counts.entry((tally, job.kind.clone())).or_default() += delta;
+                    self.count(&job.kind, tally, delta);
                 }
             }
         }
@@ -103,10 +104,18 @@ impl Outbox {
             .or_default() += 1;
     }
 
+    fn count(&mut self, kind: &str, tally: &'static str, delta: i64) {
+        let tallies = match self.counts.get_mut(kind) {
+            Some(tallies) => tallies,
+            None => self.counts.entry(kind.to_string()).or_default(),
+        };
+        *tallies.entry(tally).or_default() += delta;
+    }
+
     /// A finished job in `state` was deleted.
     pub fn pruned(&mut self, state: JobState, kind: String) {
         if let Some(tally) = tallied(state) {
-            *self.counts.entry((tally, kind)).or_default() -= 1;
+            self.count(&kind, tally, -1);
         }
     }
 

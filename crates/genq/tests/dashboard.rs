@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{ADMIN, TestServer, config, fake};
+use common::{ADMIN, TestServer, config, fake, fake_provider_toml};
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -170,19 +170,9 @@ async fn same_page(c: &Client) -> bool {
 async fn an_admin_watches_and_steers_genq_in_a_browser() {
     let fake_url = fake(genq_fake_provider::FakeConfig::default()).await;
     let mut cfg = config(&format!(
+        "{}{}",
+        fake_provider_toml(&fake_url, ""),
         r#"
-[[providers]]
-name = "fake"
-type = "http"
-base_url = "{fake_url}/v1"
-keys = ["sk-secret-one", "sk-secret-two"]
-timeout = "5s"
-
-[[kinds]]
-name = "chat.generate"
-provider = "fake"
-path = "/chat/completions"
-
 [[schedules]]
 name = "nightly-report"
 cron = "0 3 * * *"

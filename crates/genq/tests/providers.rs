@@ -8,22 +8,7 @@ use genq_config::Config;
 use serde_json::{Value, json};
 
 fn with_http_provider(fake_url: &str) -> Config {
-    let mut c = config(&format!(
-        r#"
-[[providers]]
-name = "fake"
-type = "http"
-base_url = "{fake_url}/v1"
-keys = ["sk-secret-one", "sk-secret-two"]
-timeout = "5s"
-
-[[kinds]]
-name = "chat.generate"
-provider = "fake"
-path = "/chat/completions"
-retry_delays = ["20ms"]
-"#
-    ));
+    let mut c = config(&fake_provider_toml(fake_url, r#"retry_delays = ["20ms"]"#));
     c.worker.poll_interval = std::time::Duration::from_millis(20);
     c
 }

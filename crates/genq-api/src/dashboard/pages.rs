@@ -242,12 +242,7 @@ pub async fn overview(
         finished_last_hour: stats.finished_last_hour,
         oldest_claimable: stats
             .oldest_claimable_age_ms
-            .map(|ms| {
-                humantime::format_duration(std::time::Duration::from_millis(
-                    ms.max(0) as u64 / 1000 * 1000,
-                ))
-                .to_string()
-            })
+            .map(|ms| ago(chrono::Duration::milliseconds(ms)))
             .unwrap_or_else(|| "none waiting".into()),
         past_lease: stats.past_lease,
         providers: state.engine.providers().views().await,

@@ -22,11 +22,13 @@ macro_rules! sql {
 /// The tallies the outbox gathered: a statement per tally and kind, and per second, however
 /// many jobs the transaction moved.
 fn write_tallies(conn: &Connection, outbox: &Outbox) -> Result<()> {
-    for ((tally, kind), delta) in &outbox.counts {
-        if *delta != 0 {
-            conn.prepare_cached(sql!("job_counts_add"))
-                .and_then(|mut s| s.execute(params![tally, kind, delta]))
-                .map_err(db_error)?;
+    for (kind, tallies) in &outbox.counts {
+        for (tally, delta) in tallies {
+            if *delta != 0 {
+                conn.prepare_cached(sql!("job_counts_add"))
+                    .and_then(|mut s| s.execute(params![tally, kind, delta]))
+                    .map_err(db_error)?;
+            }
         }
     }
     for ((second, state, class), n) in &outbox.finished_at {

@@ -318,6 +318,27 @@ pub fn set_mode(config: &mut Config, mode: Mode) {
 }
 
 /// `genq fake-provider` in this test's runtime, on a free loopback port; its base URL.
+/// Config lines for an `http` provider "fake" at `fake_url` with two keys, and the kind
+/// `chat.generate` it serves; `kind_extra` goes on under that kind.
+pub fn fake_provider_toml(fake_url: &str, kind_extra: &str) -> String {
+    format!(
+        r#"
+[[providers]]
+name = "fake"
+type = "http"
+base_url = "{fake_url}/v1"
+keys = ["sk-secret-one", "sk-secret-two"]
+timeout = "5s"
+
+[[kinds]]
+name = "chat.generate"
+provider = "fake"
+path = "/chat/completions"
+{kind_extra}
+"#
+    )
+}
+
 pub async fn fake(config: genq_fake_provider::FakeConfig) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
