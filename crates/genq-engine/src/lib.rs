@@ -578,7 +578,7 @@ impl Engine {
         limits::refresh(&self.shared).await;
         services.spawn(limits::run(self.shared.clone(), stop_services.clone()));
         services.spawn(signals::run(self.shared.clone(), stop_services.clone()));
-        services.spawn(notifier::publish(
+        services.spawn(notifier::watch_events(
             self.shared.clone(),
             stop_services.clone(),
         ));

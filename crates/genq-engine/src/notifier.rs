@@ -1,8 +1,8 @@
 //! The notifier: tells the world what happened (SPEC §8).
 //!
-//! - `publish`: makes committed events readable (on PostgreSQL it gives them their positions;
-//!   see `genq-store`'s events) and wakes this process's readers: SSE streams and the
-//!   deliveries below. Other processes hear of it through the database's hints.
+//! - `watch_events`: notices committed events (of any process: events are readable as they
+//!   commit, on both backends) and wakes this process's readers: SSE streams and the
+//!   deliveries below.
 //! - `deliver`, one per `[[webhooks]]` endpoint: copies its events into its deliveries, then
 //!   POSTs each, signed (`Genq-Signature`), at least once, in order per job, retried with
 //!   backoff for a day, then dead. Each endpoint has its own loop and its own HTTP client with a
@@ -100,13 +100,13 @@ impl Endpoint {
     }
 }
 
-/// Make committed events readable and wake the readers, until `stop`.
-pub(crate) async fn publish(shared: Arc<Shared>, stop: CancellationToken) {
+/// Wake the readers when new events are readable, until `stop`.
+pub(crate) async fn watch_events(shared: Arc<Shared>, stop: CancellationToken) {
     loop {
-        match shared.store.publish_events().await {
+        match shared.store.new_events().await {
             Ok(0) => {}
             Ok(_) => shared.wake.events_published(),
-            Err(e) => tracing::warn!(error = %e, "publishing events failed; retrying"),
+            Err(e) => tracing::warn!(error = %e, "reading the newest event failed; retrying"),
         }
         tokio::select! {
             _ = tokio::time::sleep(PUBLISH_POLL) => {}

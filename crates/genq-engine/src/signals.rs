@@ -37,12 +37,10 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                     shared.wake.work();
                 }
                 Some(Signal::Canceled(job_id)) => shared.active.lose(&job_id),
-                Some(Signal::Events) => shared.wake.events_published(),
                 Some(Signal::Resync) => {
                     limits::refresh(&shared).await;
                     shared.wake.work();
                     shared.wake.delayed();
-                    shared.wake.events_published();
                 }
                 // The channel ended: listen again.
                 None => break,

@@ -487,8 +487,6 @@ pub enum Signal {
     Limits,
     /// A job was canceled: stop its attempt if it runs here.
     Canceled(String),
-    /// Events were published: readers may look for them.
-    Events,
     /// Hints may have been lost (the channel reconnected): look at everything again.
     Resync,
 }
@@ -681,9 +679,9 @@ pub trait Store: Send + Sync + 'static {
     /// only what happens from now on starts.
     async fn events_end(&self) -> Result<i64>;
 
-    /// Make committed events readable by [`Store::events_after`]; how many became so since
-    /// the last call (SQLite: events are readable as they commit, and this only counts them).
-    async fn publish_events(&self) -> Result<u64> {
+    /// How many events became readable by [`Store::events_after`] since the last call (events
+    /// are readable as they commit).
+    async fn new_events(&self) -> Result<u64> {
         Ok(0)
     }
 

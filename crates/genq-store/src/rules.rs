@@ -63,6 +63,26 @@ pub(crate) fn gives_back(to: JobState) -> bool {
     matches!(to, JobState::Failed | JobState::Canceled)
 }
 
+/// A batch as enqueued: every job queued.
+pub(crate) fn new_batch(req: &NewJobs, id: String) -> genq_core::Batch {
+    let n = req.payloads.len() as u32;
+    genq_core::Batch {
+        id,
+        user_id: req.user_id.clone(),
+        kind: req.kind.clone(),
+        idempotency_key: req.idempotency_key.clone(),
+        total: n,
+        queued: n,
+        running: 0,
+        retrying: 0,
+        succeeded: 0,
+        failed: 0,
+        canceled: 0,
+        created_at: req.now,
+        finished_at: None,
+    }
+}
+
 /// A job as an enqueue inserts it: built rather than read back, as every value is known.
 pub(crate) fn new_job(
     req: &NewJobs,

@@ -76,6 +76,60 @@ mod postgres_only {
         let quiet = quiet.coordination().expect("PostgreSQL coordinates");
         assert!(quiet.listen().await.unwrap().is_none());
     }
+
+    /// Positions follow commits: while one writer holds the events lock with an uncommitted
+    /// event, another's events wait, and no reader sees a position after the held one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn event_positions_follow_commits() {
+        use sqlx::Connection;
+        let options = fresh_options().await;
+        let store = PgStore::connect_with(options.clone(), 4).await.unwrap();
+        let mut held = sqlx::PgConnection::connect_with(&options).await.unwrap();
+        let mut tx = held.begin().await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/genq/events'))")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let first: i64 = sqlx::query_scalar(
+            "INSERT INTO events (position, type, batch_id, attempt, created_at)
+             VALUES (nextval('event_positions'), 'batch.completed', 'b-held', 0, 0)
+             RETURNING position",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move { store.enqueue(one_job("u1")).await.unwrap() })
+        };
+        // Until the enqueue waits for the lock (a condition, not a guess at timing).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            )
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the enqueue never waited"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let filter = genq_store::EventFilter::default();
+        assert!(store.events_after(0, &filter, 10).await.unwrap().is_empty());
+        tx.commit().await.unwrap();
+        let job = writer.await.unwrap().jobs.remove(0);
+        let events = store.events_after(0, &filter, 10).await.unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].position, first);
+        assert_eq!(events[1].job_id.as_deref(), Some(job.id.as_str()));
+        assert!(events[1].position > first);
+    }
 }
 
 mod across_processes {

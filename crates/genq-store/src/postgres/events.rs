@@ -1,6 +1,6 @@
-//! The outbox on PostgreSQL: a transaction's events are written before it commits (one
-//! statement); readers follow positions, which `publish` gives to committed events (see
-//! migrations/postgres/0004_events.sql for why ids alone would not do).
+//! The outbox on PostgreSQL: a transaction's events are written as its last statement, under
+//! the events lock, with positions that follow commits (see
+//! migrations/postgres/0011_event_positions.sql for why ids alone would not do).
 
 use super::rows::{PgError, from_micros, micros};
 use super::sql;
@@ -12,7 +12,8 @@ use sqlx::{PgConnection, Row};
 
 /// Write what a transaction collected: its batches' counts (a batch whose last job just
 /// finished completes, once; its rows locked after the users', in id order), then every event
-/// in order.
+/// in order. The last write of its transaction: the events lock it takes is held until the
+/// commit, and a row lock wanted after it could deadlock with a writer waiting for it.
 pub(crate) async fn write(
     c: &mut PgConnection,
     mut outbox: Outbox,
@@ -69,17 +70,6 @@ pub(crate) async fn write(
         .execute(c)
         .await?;
     Ok(())
-}
-
-/// Give positions to committed events that have none, in id order; how many. One process at
-/// a time (a transaction advisory lock; the others skip), so positions are given in commit
-/// order of these publishing transactions and never to an event a reader has passed.
-pub(crate) async fn publish(c: &mut PgConnection, limit: u32) -> Result<u64, PgError> {
-    let n: i64 = sqlx::query_scalar(sql!("event_publish"))
-        .bind(limit as i64)
-        .fetch_one(c)
-        .await?;
-    Ok(n as u64)
 }
 
 /// Published events after `position` that pass `filter`, in order.

@@ -79,13 +79,12 @@ pub struct PgStore {
     options: PgConnectOptions,
     /// Send and listen for LISTEN/NOTIFY hints.
     notify: bool,
+    /// The newest event position `new_events` has reported.
+    seen_events: Arc<std::sync::atomic::AtomicI64>,
 }
 
-/// The NOTIFY channel; payloads are `work`, `delayed`, `limits`, `events`, `cancel:<job id>`.
+/// The NOTIFY channel; payloads are `work`, `delayed`, `limits`, `cancel:<job id>`.
 const CHANNEL: &str = "genq";
-
-/// Most events one publishing transaction gives positions to.
-const PUBLISH_BATCH: u32 = 5000;
 
 /// Tell other processes, when this transaction commits.
 async fn hint(c: &mut PgConnection, on: bool, what: &str) -> Result<(), PgError> {
@@ -138,6 +137,7 @@ impl PgStore {
             pool,
             options,
             notify: true,
+            seen_events: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -205,6 +205,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "nodes",
         include_str!("../../migrations/postgres/0010_nodes.sql"),
     ),
+    (
+        11,
+        "event_positions",
+        include_str!("../../migrations/postgres/0011_event_positions.sql"),
+    ),
 ];
 
 fn migrator() -> sqlx::migrate::Migrator {
@@ -235,10 +240,8 @@ async fn vtime(c: &mut PgConnection) -> Result<i64, PgError> {
 
 /// Reserve `n` consecutive fair-queue tags for `user_id`; returns the first.
 async fn reserve_tags(c: &mut PgConnection, user_id: &str, n: i64) -> Result<i64, PgError> {
-    let vtime = vtime(c).await?;
     Ok(sqlx::query_scalar(sql!("fair_user_reserve"))
         .bind(user_id)
-        .bind(vtime)
         .bind(n)
         .fetch_one(c)
         .await?)
@@ -407,12 +410,8 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
     let mut outbox = Outbox::default();
     outbox.accepted(&jobs);
     events::write(c, outbox, req.now).await?;
-    let batch = match &batch_id {
-        Some(id) => Some(batch_by_id(c, id).await?),
-        None => None,
-    };
     Ok(Enqueued {
-        batch,
+        batch: batch_id.map(|id| crate::rules::new_batch(req, id)),
         jobs,
         replayed: false,
     })
@@ -494,12 +493,12 @@ async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgE
         counts.add(&job.user_id, 0, 1);
     }
     counts.apply(c).await?;
-    events::write(c, outbox, req.now).await?;
-    // Last, so that the clock's one row is held only while the claim commits.
+    // Late, so that the clock's one row is held only while the claim commits.
     sqlx::query(sql!("fair_clock_advance"))
         .bind(max_tag)
-        .execute(c)
+        .execute(&mut *c)
         .await?;
+    events::write(c, outbox, req.now).await?;
     Ok(claimed)
 }
 
@@ -718,7 +717,7 @@ async fn stage_due(c: &mut PgConnection, now: i64, limit: u32) -> Result<Staged,
             .await?;
     }
     let next: Option<i64> = sqlx::query_scalar(sql!("job_next_due"))
-        .fetch_one(c)
+        .fetch_optional(c)
         .await?;
     Ok(Staged {
         staged: due.len() as u32,
@@ -961,7 +960,6 @@ impl Coordination for PgStore {
                         "work" => Signal::Work,
                         "delayed" => Signal::Delayed,
                         "limits" => Signal::Limits,
-                        "events" => Signal::Events,
                         other => match other.strip_prefix("cancel:") {
                             Some(id) => Signal::Canceled(id.to_string()),
                             None => continue,
@@ -1556,13 +1554,13 @@ impl Store for PgStore {
             .map_err(db_error)?)
     }
 
-    async fn publish_events(&self) -> Result<u64> {
-        transaction!(self, |c| async {
-            let n = events::publish(c, PUBLISH_BATCH).await?;
-            if n > 0 {
-                hint(c, self.notify, "events").await?;
-            }
-            Ok(n)
-        })
+    /// Events are readable as they commit (positions follow commits); this reports how many
+    /// are new since the last call, whichever process wrote them.
+    async fn new_events(&self) -> Result<u64> {
+        let last = self.events_end().await?;
+        let seen = self
+            .seen_events
+            .swap(last, std::sync::atomic::Ordering::Relaxed);
+        Ok(last.saturating_sub(seen).max(0) as u64)
     }
 }

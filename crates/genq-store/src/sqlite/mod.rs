@@ -48,7 +48,7 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Arc<Readers>,
-    /// The newest event id `publish_events` has reported.
+    /// The newest event id `new_events` has reported.
     seen_events: std::sync::atomic::AtomicI64,
 }
 
@@ -393,12 +393,8 @@ fn enqueue(conn: &Connection, mut req: NewJobs) -> Result<Enqueued> {
     let mut outbox = Outbox::default();
     outbox.accepted(&jobs);
     events::write(conn, outbox, req.now)?;
-    let batch = batch_id
-        .as_deref()
-        .map(|id| batch_by_id(conn, id))
-        .transpose()?;
     Ok(Enqueued {
-        batch,
+        batch: batch_id.map(|id| crate::rules::new_batch(&req, id)),
         jobs,
         replayed: false,
     })
@@ -1429,7 +1425,7 @@ impl Store for SqliteStore {
     }
 
     /// Events are readable as they commit; this reports how many are new since the last call.
-    async fn publish_events(&self) -> Result<u64> {
+    async fn new_events(&self) -> Result<u64> {
         let last = self.read(events::last_id).await?;
         let seen = self
             .seen_events

@@ -1,8 +1,11 @@
--- The events of one transaction, in the order they happened: $1 types, $2 job ids (job
--- events), $3 batch ids (batch events), $4 attempts, $5 now. Their position comes later
--- (event_publish.sql).
-INSERT INTO events (type, job_id, batch_id, attempt, created_at)
-SELECT type, job_id, batch_id, attempt, $5
-FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
-    WITH ORDINALITY AS e (type, job_id, batch_id, attempt, n)
-ORDER BY n
+-- The events of one transaction, in the order they happened, with their positions: $1 types,
+-- $2 job ids (job events), $3 batch ids (batch events), $4 attempts, $5 now. Run last in its
+-- transaction: it first takes the events lock, held until the transaction ends (the InitPlan
+-- runs once, before any position is drawn), so one writer at a time draws positions and
+-- commits, and positions follow commits (see migrations/postgres/0011_event_positions.sql).
+INSERT INTO events (position, type, job_id, batch_id, attempt, created_at)
+SELECT nextval('event_positions'), type, job_id, batch_id, attempt, $5
+FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
+          WITH ORDINALITY AS e (type, job_id, batch_id, attempt, n)
+      ORDER BY n) e
+WHERE (SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/genq/events'))::text) IS NOT NULL
