@@ -1,11 +1,12 @@
 //! What every backend books the same way: the admission of new jobs, the counter changes of a
 //! transition, and a job as enqueued. Backends read and write; these decide.
 
-use crate::{NewJobs, Rejection};
+use crate::{NewJobs, Rejection, Result, Stats, StoreError};
 use chrono::{DateTime, Utc};
 use genq_core::limits::{self, Limits};
 use genq_core::{Job, JobState, User};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// Admission of `n` new jobs for `user`, who has `used` jobs on the request's day: every limit
 /// and the balance, checked before anything is written.
@@ -347,6 +348,40 @@ pub(crate) struct FinishedSecond {
 pub(crate) fn finished_since(now: DateTime<Utc>) -> i64 {
     let now = now.timestamp();
     (now - 3600).min((now.div_euclid(60) - 59) * 60)
+}
+
+/// Jobs by state and kind from the tallies (`tally`, kind, n) and the running and retrying
+/// jobs counted from the index (state, kind, n): waiting (queued or retrying) jobs are tallied
+/// together, so the queued ones are the waiting less the retrying.
+pub(crate) fn count_tallies(stats: &mut Stats, rows: Vec<(String, String, i64)>) -> Result<()> {
+    let mut counts: BTreeMap<(JobState, String), i64> = BTreeMap::new();
+    for (tally, kind, n) in rows {
+        let state = if tally == crate::outbox::WAITING {
+            JobState::Queued
+        } else {
+            tally
+                .parse()
+                .map_err(|e: genq_core::state::UnknownState| StoreError::Internal(e.to_string()))?
+        };
+        *counts.entry((state, kind.clone())).or_default() += n;
+        if state == JobState::Retrying {
+            *counts.entry((JobState::Queued, kind)).or_default() -= n;
+        }
+    }
+    for ((state, kind), n) in counts {
+        let n = n.max(0) as u64;
+        if n == 0 {
+            continue;
+        }
+        *stats.by_state.entry(state).or_default() += n;
+        *stats
+            .by_kind
+            .entry(kind)
+            .or_default()
+            .entry(state)
+            .or_default() += n;
+    }
+    Ok(())
 }
 
 /// Fills the finished counts of `stats` at `now` from tallies per second.

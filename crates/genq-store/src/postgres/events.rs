@@ -53,8 +53,9 @@ pub(crate) async fn write(
         }
     }
     if outbox.events.is_empty() {
-        return Ok(());
+        return write_counts(c, &outbox).await;
     }
+    let (tallies, kinds, deltas) = count_moves(&outbox);
     let e = &outbox.events;
     sqlx::query(sql!("event_insert_many"))
         .bind(e.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
@@ -67,8 +68,41 @@ pub(crate) async fn write(
         )
         .bind(e.iter().map(|e| e.attempt as i32).collect::<Vec<_>>())
         .bind(now)
+        .bind(&tallies)
+        .bind(&kinds)
+        .bind(&deltas)
         .execute(c)
         .await?;
+    Ok(())
+}
+
+/// The jobs a transaction moved, as the columns of `job_count_moves`: tallies, kinds, deltas
+/// (migrations/postgres/0012_job_counts.sql).
+fn count_moves(outbox: &Outbox) -> (Vec<&'static str>, Vec<&str>, Vec<i64>) {
+    let (mut tallies, mut kinds, mut deltas) = (Vec::new(), Vec::new(), Vec::new());
+    for (kind, moved) in &outbox.counts {
+        for (tally, delta) in moved {
+            if *delta != 0 {
+                tallies.push(*tally);
+                kinds.push(kind.as_str());
+                deltas.push(*delta);
+            }
+        }
+    }
+    (tallies, kinds, deltas)
+}
+
+/// Append the jobs a transaction moved to the counts, for one that writes no event.
+pub(crate) async fn write_counts(c: &mut PgConnection, outbox: &Outbox) -> Result<(), PgError> {
+    let (tallies, kinds, deltas) = count_moves(outbox);
+    if !tallies.is_empty() {
+        sqlx::query(sql!("job_count_moves_add"))
+            .bind(&tallies)
+            .bind(&kinds)
+            .bind(&deltas)
+            .execute(c)
+            .await?;
+    }
     Ok(())
 }
 

@@ -841,35 +841,7 @@ fn stats(conn: &Connection, now: DateTime<Utc>) -> Result<Stats> {
         .map_err(db_error)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_error)?;
-    // Waiting (queued or retrying) jobs are tallied together; retrying ones come counted
-    // from the index, and the rest of the waiting ones are queued.
-    let mut counts: std::collections::BTreeMap<(JobState, String), i64> = Default::default();
-    for (tally, kind, n) in rows {
-        let state = if tally == crate::outbox::WAITING {
-            JobState::Queued
-        } else {
-            tally
-                .parse()
-                .map_err(|e: genq_core::state::UnknownState| StoreError::Internal(e.to_string()))?
-        };
-        *counts.entry((state, kind.clone())).or_default() += n;
-        if state == JobState::Retrying {
-            *counts.entry((JobState::Queued, kind)).or_default() -= n;
-        }
-    }
-    for ((state, kind), n) in counts {
-        let n = n.max(0) as u64;
-        if n == 0 {
-            continue;
-        }
-        *stats.by_state.entry(state).or_default() += n;
-        *stats
-            .by_kind
-            .entry(kind)
-            .or_default()
-            .entry(state)
-            .or_default() += n;
-    }
+    crate::rules::count_tallies(&mut stats, rows)?;
     let seconds = conn
         .prepare_cached(sql!("stats_finished_seconds"))
         .and_then(|mut s| {
