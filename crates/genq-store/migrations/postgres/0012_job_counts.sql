@@ -33,3 +33,8 @@ DROP INDEX jobs_state_kind;
 -- listing by state; queued and succeeded jobs are found through the primary key, newest first.
 CREATE INDEX jobs_state_some ON jobs (state, id) INCLUDE (kind)
     WHERE state IN ('running', 'retrying', 'failed', 'canceled');
+
+-- A job's batch is inserted in the same transaction, just before it, and a batch is pruned only
+-- once no job of it is left (batches_prune.sql): the foreign key's check on every inserted job
+-- (a trigger and a locking read of the batch per row) guarded nothing those do not.
+ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_batch_id_fkey;
