@@ -64,9 +64,8 @@ pub(crate) fn gives_back(to: JobState) -> bool {
     matches!(to, JobState::Failed | JobState::Canceled)
 }
 
-/// A batch as enqueued: every job queued.
-pub(crate) fn new_batch(req: &NewJobs, id: String) -> genq_core::Batch {
-    let n = req.payloads.len() as u32;
+/// A batch of `n` jobs as enqueued: every job queued.
+pub(crate) fn new_batch(req: &NewJobs, id: String, n: u32) -> genq_core::Batch {
     genq_core::Batch {
         id,
         user_id: req.user_id.clone(),

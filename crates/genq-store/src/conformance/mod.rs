@@ -216,7 +216,19 @@ pub async fn idempotent_batch(store: DynStore) {
 
 pub async fn batch_progress(store: DynStore) {
     let out = store.enqueue(new_jobs("u1", 4)).await.unwrap();
-    let batch_id = out.batch.unwrap().id;
+    let batch = out.batch.unwrap();
+    // The enqueue answers with the batch as stored.
+    let stored = store.batch(&batch.id).await.unwrap();
+    assert_eq!(
+        (batch.total, batch.queued, &batch.user_id, &batch.kind),
+        (stored.total, stored.queued, &stored.user_id, &stored.kind)
+    );
+    assert_eq!((batch.total, batch.queued), (4, 4));
+    assert_eq!(
+        batch.created_at.timestamp_micros(),
+        stored.created_at.timestamp_micros()
+    );
+    let batch_id = batch.id;
     assert_eq!(
         store.batch_job_ids(&batch_id).await.unwrap(),
         out.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>()

@@ -416,7 +416,7 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
     outbox.accepted(&jobs);
     events::write(c, outbox, req.now).await?;
     Ok(Enqueued {
-        batch: batch_id.map(|id| crate::rules::new_batch(req, id)),
+        batch: batch_id.map(|id| crate::rules::new_batch(req, id, n as u32)),
         jobs,
         replayed: false,
     })

@@ -394,7 +394,7 @@ fn enqueue(conn: &Connection, mut req: NewJobs) -> Result<Enqueued> {
     outbox.accepted(&jobs);
     events::write(conn, outbox, req.now)?;
     Ok(Enqueued {
-        batch: batch_id.map(|id| crate::rules::new_batch(&req, id)),
+        batch: batch_id.map(|id| crate::rules::new_batch(&req, id, n as u32)),
         jobs,
         replayed: false,
     })
