@@ -159,3 +159,15 @@ impl Outbox {
         });
     }
 }
+
+/// The newest event position a store has reported to `Store::new_events`.
+#[derive(Debug, Default)]
+pub(crate) struct EventsSeen(std::sync::atomic::AtomicI64);
+
+impl EventsSeen {
+    /// How many positions up to `last` were not reported yet; `last` is reported from now on.
+    pub fn up_to(&self, last: i64) -> u64 {
+        let seen = self.0.swap(last, std::sync::atomic::Ordering::Relaxed);
+        last.saturating_sub(seen).max(0) as u64
+    }
+}

@@ -55,9 +55,9 @@ pub(crate) async fn write(
     if outbox.events.is_empty() {
         return write_counts(c, &outbox).await;
     }
-    let (tallies, kinds, deltas) = count_moves(&outbox);
+    let moves = CountMoves::of(&outbox);
     let e = &outbox.events;
-    sqlx::query(sql!("event_insert_many"))
+    let insert = sqlx::query(sql!("event_insert_many"))
         .bind(e.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
         .bind(e.iter().map(|e| e.job_id.as_deref()).collect::<Vec<_>>())
         // A job event names its job; its batch is the job's.
@@ -67,39 +67,53 @@ pub(crate) async fn write(
                 .collect::<Vec<_>>(),
         )
         .bind(e.iter().map(|e| e.attempt as i32).collect::<Vec<_>>())
-        .bind(now)
-        .bind(&tallies)
-        .bind(&kinds)
-        .bind(&deltas)
-        .execute(c)
-        .await?;
+        .bind(now);
+    moves.bind(insert).execute(c).await?;
     Ok(())
 }
 
-/// The jobs a transaction moved, as the columns of `job_count_moves`: tallies, kinds, deltas
+/// The jobs a transaction moved, as the columns of `job_count_moves`
 /// (migrations/postgres/0012_job_counts.sql).
-fn count_moves(outbox: &Outbox) -> (Vec<&'static str>, Vec<&str>, Vec<i64>) {
-    let (mut tallies, mut kinds, mut deltas) = (Vec::new(), Vec::new(), Vec::new());
-    for (kind, moved) in &outbox.counts {
-        for (tally, delta) in moved {
-            if *delta != 0 {
-                tallies.push(*tally);
-                kinds.push(kind.as_str());
-                deltas.push(*delta);
+struct CountMoves<'a> {
+    tallies: Vec<&'static str>,
+    kinds: Vec<&'a str>,
+    deltas: Vec<i64>,
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+impl<'a> CountMoves<'a> {
+    fn of(outbox: &'a Outbox) -> Self {
+        let mut moves = CountMoves {
+            tallies: Vec::new(),
+            kinds: Vec::new(),
+            deltas: Vec::new(),
+        };
+        for (kind, moved) in &outbox.counts {
+            for (tally, delta) in moved.iter().filter(|(_, d)| **d != 0) {
+                moves.tallies.push(tally);
+                moves.kinds.push(kind);
+                moves.deltas.push(*delta);
             }
         }
+        moves
     }
-    (tallies, kinds, deltas)
+
+    /// Bound as the query's last three parameters: tallies, kinds, deltas.
+    fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query
+            .bind(&self.tallies)
+            .bind(&self.kinds)
+            .bind(&self.deltas)
+    }
 }
 
 /// Append the jobs a transaction moved to the counts, for one that writes no event.
 pub(crate) async fn write_counts(c: &mut PgConnection, outbox: &Outbox) -> Result<(), PgError> {
-    let (tallies, kinds, deltas) = count_moves(outbox);
-    if !tallies.is_empty() {
-        sqlx::query(sql!("job_count_moves_add"))
-            .bind(&tallies)
-            .bind(&kinds)
-            .bind(&deltas)
+    let moves = CountMoves::of(outbox);
+    if !moves.tallies.is_empty() {
+        moves
+            .bind(sqlx::query(sql!("job_count_moves_add")))
             .execute(c)
             .await?;
     }

@@ -80,7 +80,7 @@ pub struct PgStore {
     /// Send and listen for LISTEN/NOTIFY hints.
     notify: bool,
     /// The newest event position `new_events` has reported.
-    seen_events: Arc<std::sync::atomic::AtomicI64>,
+    seen_events: Arc<crate::outbox::EventsSeen>,
 }
 
 /// The NOTIFY channel; payloads are `work`, `delayed`, `limits`, `cancel:<job id>`.
@@ -668,8 +668,12 @@ async fn claim_polls(c: &mut PgConnection, req: &ClaimRequest) -> Result<Polls, 
     })
 }
 
-/// Fold users' count moves into their rows (see migration 0008), for up to 1,000 users.
+/// Fold the jobs' count moves into their counts (see migration 0012), and users' count moves
+/// into their rows (see migration 0008), for up to 1,000 users.
 async fn fold_count_moves(c: &mut PgConnection) -> Result<(), PgError> {
+    sqlx::query(sql!("job_count_moves_fold"))
+        .execute(&mut *c)
+        .await?;
     let mut users: Vec<String> = sqlx::query_scalar(sql!("user_count_moves_users"))
         .bind(1000i64)
         .fetch_all(&mut *c)
@@ -686,12 +690,6 @@ async fn fold_count_moves(c: &mut PgConnection) -> Result<(), PgError> {
         .bind(&users)
         .execute(c)
         .await?;
-    Ok(())
-}
-
-/// Fold the jobs' count moves into their counts (see migration 0012).
-async fn fold_job_count_moves(c: &mut PgConnection) -> Result<(), PgError> {
-    sqlx::query(sql!("job_count_moves_fold")).execute(c).await?;
     Ok(())
 }
 
@@ -1190,10 +1188,7 @@ impl Store for PgStore {
         // The scheduler calls this at least every poll interval: the upkeep of the counters.
         // Counts stay right without it (row plus moves); only the moves pile up meanwhile.
         if let Err(e) = transaction!(self, |c| fold_count_moves(c)) {
-            tracing::warn!(error = %e, "could not fold users' count moves; the next call will");
-        }
-        if let Err(e) = transaction!(self, |c| fold_job_count_moves(c)) {
-            tracing::warn!(error = %e, "could not fold jobs' count moves; the next call will");
+            tracing::warn!(error = %e, "could not fold the count moves; the next call will");
         }
         Ok(staged)
     }
@@ -1570,10 +1565,6 @@ impl Store for PgStore {
     /// Events are readable as they commit (positions follow commits); this reports how many
     /// are new since the last call, whichever process wrote them.
     async fn new_events(&self) -> Result<u64> {
-        let last = self.events_end().await?;
-        let seen = self
-            .seen_events
-            .swap(last, std::sync::atomic::Ordering::Relaxed);
-        Ok(last.saturating_sub(seen).max(0) as u64)
+        Ok(self.seen_events.up_to(self.events_end().await?))
     }
 }

@@ -49,7 +49,7 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     /// The newest event id `new_events` has reported.
-    seen_events: std::sync::atomic::AtomicI64,
+    seen_events: crate::outbox::EventsSeen,
 }
 
 impl SqliteStore {
@@ -86,7 +86,7 @@ impl SqliteStore {
             path,
             writer: Writer::start(conn),
             readers: Arc::new(Readers::new(readers)),
-            seen_events: std::sync::atomic::AtomicI64::new(0),
+            seen_events: Default::default(),
         })
     }
 
@@ -1398,10 +1398,6 @@ impl Store for SqliteStore {
 
     /// Events are readable as they commit; this reports how many are new since the last call.
     async fn new_events(&self) -> Result<u64> {
-        let last = self.read(events::last_id).await?;
-        let seen = self
-            .seen_events
-            .swap(last, std::sync::atomic::Ordering::Relaxed);
-        Ok(last.saturating_sub(seen).max(0) as u64)
+        Ok(self.seen_events.up_to(self.read(events::last_id).await?))
     }
 }
