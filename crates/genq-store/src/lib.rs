@@ -316,9 +316,8 @@ pub struct Staged {
 pub struct Stats {
     pub by_state: BTreeMap<JobState, u64>,
     pub by_kind: BTreeMap<String, BTreeMap<JobState, u64>>,
-    /// Jobs that reached a final state in the last minute and hour (to the second). SQLite
-    /// tallies each job as it finishes; PostgreSQL counts the finished jobs still stored, so
-    /// there a job pruned or retried since drops out.
+    /// Jobs that reached a final state in the last minute and hour (to the second), tallied as
+    /// each job finishes: a job pruned or retried since still counts.
     pub finished_last_minute: u64,
     pub finished_last_hour: u64,
     /// Jobs that reached a final state in each of the last 60 minutes, oldest first; the last

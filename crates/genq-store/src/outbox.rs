@@ -17,19 +17,18 @@ pub(crate) struct NewEvent {
     pub attempt: u32,
 }
 
-/// What SQLite's `job_counts` counts a job in `state` under: its final state, or `waiting` for
-/// a queued or retrying job (the claim cannot tell the two apart cheaply; retrying jobs are
-/// counted from the index and the rest of the waiting ones are queued). Running jobs are few and
-/// counted from the index.
-pub(crate) fn tallied(state: JobState) -> Option<&'static str> {
+/// What `job_counts` counts a job in `state` under: its state, or `waiting` for a queued or
+/// retrying job (the claim cannot tell the two apart cheaply; retrying jobs are few, counted
+/// from an index, and the rest of the waiting ones are queued).
+pub(crate) fn tallied(state: JobState) -> &'static str {
     match state {
-        JobState::Queued | JobState::Retrying => Some(WAITING),
-        JobState::Running => None,
-        JobState::Succeeded | JobState::Failed | JobState::Canceled => Some(state.as_str()),
+        JobState::Queued | JobState::Retrying => WAITING,
+        JobState::Running | JobState::Succeeded | JobState::Failed | JobState::Canceled => {
+            state.as_str()
+        }
     }
 }
 
-/// The tally of queued and retrying jobs.
 pub(crate) const WAITING: &str = "waiting";
 
 #[derive(Debug, Default)]
@@ -67,13 +66,12 @@ impl Outbox {
             });
         }
         // A claim says "from queued" of a retrying job too: both are tallied as waiting.
-        let (left, entered) = (from.and_then(tallied), tallied(to));
-        if left != entered {
-            for (tally, delta) in [(left, -1), (entered, 1)] {
-                if let Some(tally) = tally {
-                    self.count(&job.kind, tally, delta);
-                }
+        let (left, entered) = (from.map(tallied), tallied(to));
+        if left != Some(entered) {
+            if let Some(left) = left {
+                self.count(&job.kind, left, -1);
             }
+            self.count(&job.kind, entered, 1);
         }
         if let (Some(batch), Some(from)) = (&job.batch_id, from) {
             let delta = match (from.is_unfinished(), to.is_unfinished()) {
@@ -114,9 +112,7 @@ impl Outbox {
 
     /// A finished job in `state` was deleted.
     pub fn pruned(&mut self, state: JobState, kind: String) {
-        if let Some(tally) = tallied(state) {
-            self.count(&kind, tally, -1);
-        }
+        self.count(&kind, tallied(state), -1);
     }
 
     /// `job.queued` for each of new jobs.

@@ -87,7 +87,7 @@ path = "/chat/completions"
     );
     for line in [
         "ok    auth: 2 token(s) configured",
-        "ok    database: 10 of 10 migrations applied",
+        "ok    database: 11 of 11 migrations applied",
         "ok    webhooks[0]: localhost resolves",
         "/metrics answers",
         "MiB free beside",

@@ -72,12 +72,16 @@ pub(crate) async fn write(
     Ok(())
 }
 
-/// The jobs a transaction moved, as the columns of `job_count_moves`
+/// What a transaction moved, as the columns of `job_count_moves` and `finished_second_moves`
 /// (migrations/postgres/0012_job_counts.sql).
 struct CountMoves<'a> {
     tallies: Vec<&'static str>,
     kinds: Vec<&'a str>,
     deltas: Vec<i64>,
+    seconds: Vec<i64>,
+    states: Vec<&'static str>,
+    classes: Vec<&'a str>,
+    finished: Vec<i64>,
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
@@ -88,6 +92,10 @@ impl<'a> CountMoves<'a> {
             tallies: Vec::new(),
             kinds: Vec::new(),
             deltas: Vec::new(),
+            seconds: Vec::new(),
+            states: Vec::new(),
+            classes: Vec::new(),
+            finished: Vec::new(),
         };
         for (kind, moved) in &outbox.counts {
             for (tally, delta) in moved.iter().filter(|(_, d)| **d != 0) {
@@ -96,22 +104,36 @@ impl<'a> CountMoves<'a> {
                 moves.deltas.push(*delta);
             }
         }
+        for ((second, state, class), n) in &outbox.finished_at {
+            moves.seconds.push(*second);
+            moves.states.push(state.as_str());
+            moves.classes.push(class);
+            moves.finished.push(*n);
+        }
         moves
     }
 
-    /// Bound as the query's last three parameters: tallies, kinds, deltas.
+    fn is_empty(&self) -> bool {
+        self.tallies.is_empty() && self.seconds.is_empty()
+    }
+
+    /// Bound as the query's last seven parameters (job_count_moves_add.sql's).
     fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
         query
             .bind(&self.tallies)
             .bind(&self.kinds)
             .bind(&self.deltas)
+            .bind(&self.seconds)
+            .bind(&self.states)
+            .bind(&self.classes)
+            .bind(&self.finished)
     }
 }
 
 /// Append the jobs a transaction moved to the counts, for one that writes no event.
 pub(crate) async fn write_counts(c: &mut PgConnection, outbox: &Outbox) -> Result<(), PgError> {
     let moves = CountMoves::of(outbox);
-    if !moves.tallies.is_empty() {
+    if !moves.is_empty() {
         moves
             .bind(sqlx::query(sql!("job_count_moves_add")))
             .execute(c)

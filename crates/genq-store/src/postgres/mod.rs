@@ -638,6 +638,14 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
             f.now,
         )
         .await?;
+        let to = f.outcome.state();
+        if to.is_terminal() {
+            let class = match &f.outcome {
+                Outcome::Failed { error } => Some(error.class),
+                _ => None,
+            };
+            outbox.finished_at(f.now, to, class);
+        }
     }
     counts.apply(c).await?;
     if let Some(now) = now {
@@ -668,10 +676,12 @@ async fn claim_polls(c: &mut PgConnection, req: &ClaimRequest) -> Result<Polls, 
     })
 }
 
-/// Fold the jobs' count moves into their counts (see migration 0012), and users' count moves
+/// Fold the jobs' count moves into their counts (see migration 0012; seconds more than two
+/// hours before `now` forgotten), and users' count moves
 /// into their rows (see migration 0008), for up to 1,000 users.
-async fn fold_count_moves(c: &mut PgConnection) -> Result<(), PgError> {
+async fn fold_count_moves(c: &mut PgConnection, now: DateTime<Utc>) -> Result<(), PgError> {
     sqlx::query(sql!("job_count_moves_fold"))
+        .bind(now.timestamp())
         .execute(&mut *c)
         .await?;
     let mut users: Vec<String> = sqlx::query_scalar(sql!("user_count_moves_users"))
@@ -786,6 +796,7 @@ async fn cancel(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Result<Jo
         now,
     )
     .await?;
+    outbox.finished_at(now, JobState::Canceled, None);
     counts.apply(c).await?;
     events::write(c, outbox, now).await?;
     Ok(job)
@@ -1187,7 +1198,7 @@ impl Store for PgStore {
         })?;
         // The scheduler calls this at least every poll interval: the upkeep of the counters.
         // Counts stay right without it (row plus moves); only the moves pile up meanwhile.
-        if let Err(e) = transaction!(self, |c| fold_count_moves(c)) {
+        if let Err(e) = transaction!(self, |c| fold_count_moves(c, now)) {
             tracing::warn!(error = %e, "could not fold the count moves; the next call will");
         }
         Ok(staged)

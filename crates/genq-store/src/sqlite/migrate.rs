@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "nodes",
         include_str!("../../migrations/sqlite/0010_nodes.sql"),
     ),
+    (
+        11,
+        "running_tally",
+        include_str!("../../migrations/sqlite/0011_running_tally.sql"),
+    ),
 ];
 
 /// Migrations applied, and migrations this build knows.

@@ -1,6 +1,6 @@
 -- The events of one transaction, in the order they happened, with their positions: $1 types,
--- $2 job ids (job events), $3 batch ids (batch events), $4 attempts, $5 now; and the jobs it
--- moved, appended to the counts (job_count_moves_add.sql's $1..$3 as $6..$8).
+-- $2 job ids (job events), $3 batch ids (batch events), $4 attempts, $5 now; and what it
+-- moved, appended to the counts (job_count_moves_add.sql's $1..$7 as $6..$12).
 -- Run last in its transaction: it first takes the events lock, held until the transaction
 -- ends (the InitPlan runs once, before any position is drawn), so one writer at a time draws
 -- positions and commits, and positions follow commits (see
@@ -8,6 +8,9 @@
 WITH moved AS (
     INSERT INTO job_count_moves (state, kind, n)
     SELECT * FROM unnest($6::text[], $7::text[], $8::bigint[])
+), finished AS (
+    INSERT INTO finished_second_moves (second, state, class, n)
+    SELECT * FROM unnest($9::bigint[], $10::text[], $11::text[], $12::bigint[])
 )
 INSERT INTO events (position, type, job_id, batch_id, attempt, created_at)
 SELECT nextval('event_positions'), type, job_id, batch_id, attempt, $5

@@ -1,8 +1,8 @@
--- Jobs by state and kind: running and retrying counted from jobs_state_some (they are few),
--- the rest as the transactions that moved them tallied them ('waiting': queued or retrying;
--- see migrations/postgres/0012_job_counts.sql).
+-- Jobs by state and kind: retrying ones counted from jobs_state_some (they are few), the rest
+-- as the transactions that moved them tallied them ('waiting': queued or retrying; see
+-- migrations/postgres/0012_job_counts.sql).
 SELECT state, kind, count(*)::bigint AS n FROM jobs
-WHERE state IN ('running', 'retrying')
+WHERE state = 'retrying'
 GROUP BY state, kind
 UNION ALL
 SELECT state, kind, sum(n)::bigint AS n
