@@ -247,24 +247,14 @@ impl Counts {
         entry.1 += running;
     }
 
-    /// One statement for every user, appended as moves (see migration 0008): no user's row is
+    /// Each user's moves (unfinished, running), in user-id order; appended to
+    /// `user_count_moves` with the transaction's events (see migration 0008): no user's row is
     /// locked.
-    pub(crate) async fn apply(self, c: &mut PgConnection) -> Result<(), PgError> {
-        let moved: Vec<(String, (i64, i64))> =
-            self.0.into_iter().filter(|(_, d)| *d != (0, 0)).collect();
-        if moved.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<&str> = moved.iter().map(|(id, _)| id.as_str()).collect();
-        let unfinished: Vec<i64> = moved.iter().map(|(_, d)| d.0).collect();
-        let running: Vec<i64> = moved.iter().map(|(_, d)| d.1).collect();
-        sqlx::query(sql!("user_count_moves_add"))
-            .bind(&ids)
-            .bind(&unfinished)
-            .bind(&running)
-            .execute(c)
-            .await?;
-        Ok(())
+    pub(crate) fn moved(&self) -> impl Iterator<Item = (&str, i64, i64)> {
+        self.0
+            .iter()
+            .filter(|(_, d)| **d != (0, 0))
+            .map(|(id, d)| (id.as_str(), d.0, d.1))
     }
 }
 

@@ -2,6 +2,7 @@
 //! the events lock, with positions that follow commits (see
 //! migrations/postgres/0011_event_positions.sql for why ids alone would not do).
 
+use super::accounts::Counts;
 use super::rows::{PgError, from_micros, micros};
 use super::sql;
 use crate::EventFilter;
@@ -17,6 +18,7 @@ use sqlx::{PgConnection, Row};
 pub(crate) async fn write(
     c: &mut PgConnection,
     mut outbox: Outbox,
+    users: &Counts,
     now: DateTime<Utc>,
 ) -> Result<(), PgError> {
     let now = micros(now);
@@ -27,35 +29,22 @@ pub(crate) async fn write(
     if !batches.is_empty() {
         let ids: Vec<&str> = batches.iter().map(|(id, _)| id.as_str()).collect();
         let deltas: Vec<i32> = batches.iter().map(|(_, d)| *d as i32).collect();
-        sqlx::query(sql!("batches_lock"))
-            .bind(&ids)
-            .execute(&mut *c)
-            .await?;
-        let done: Vec<String> = sqlx::query(sql!("batches_unfinished_add"))
+        for row in sqlx::query(sql!("batches_unfinished_add"))
             .bind(&ids)
             .bind(&deltas)
+            .bind(now)
             .fetch_all(&mut *c)
             .await?
-            .iter()
-            .filter(|r| r.try_get::<bool, _>("done").unwrap_or(false))
-            .map(|r| r.try_get("id"))
-            .collect::<Result<_, _>>()?;
-        if !done.is_empty() {
-            for row in sqlx::query(sql!("batches_complete"))
-                .bind(&done)
-                .bind(now)
-                .fetch_all(&mut *c)
-                .await?
-            {
-                let id: String = row.try_get("id")?;
-                outbox.batch_completed(&id);
+        {
+            if row.try_get::<bool, _>("completing")? {
+                outbox.batch_completed(row.try_get("id")?);
             }
         }
     }
     if outbox.events.is_empty() {
-        return write_counts(c, &outbox).await;
+        return write_counts(c, &outbox, users).await;
     }
-    let moves = CountMoves::of(&outbox);
+    let moves = CountMoves::of(&outbox, users);
     let e = &outbox.events;
     let insert = sqlx::query(sql!("event_insert_many"))
         .bind(e.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
@@ -73,7 +62,7 @@ pub(crate) async fn write(
 }
 
 /// What a transaction moved, as the columns of `job_count_moves` and `finished_second_moves`
-/// (migrations/postgres/0012_job_counts.sql).
+/// (migrations/postgres/0012_job_counts.sql) and of `user_count_moves` (0008).
 struct CountMoves<'a> {
     tallies: Vec<&'static str>,
     kinds: Vec<&'a str>,
@@ -82,12 +71,15 @@ struct CountMoves<'a> {
     states: Vec<&'static str>,
     classes: Vec<&'a str>,
     finished: Vec<i64>,
+    users: Vec<&'a str>,
+    unfinished: Vec<i64>,
+    running: Vec<i64>,
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 impl<'a> CountMoves<'a> {
-    fn of(outbox: &'a Outbox) -> Self {
+    fn of(outbox: &'a Outbox, users: &'a Counts) -> Self {
         let mut moves = CountMoves {
             tallies: Vec::new(),
             kinds: Vec::new(),
@@ -96,6 +88,9 @@ impl<'a> CountMoves<'a> {
             states: Vec::new(),
             classes: Vec::new(),
             finished: Vec::new(),
+            users: Vec::new(),
+            unfinished: Vec::new(),
+            running: Vec::new(),
         };
         for (kind, moved) in &outbox.counts {
             for (tally, delta) in moved.iter().filter(|(_, d)| **d != 0) {
@@ -110,14 +105,19 @@ impl<'a> CountMoves<'a> {
             moves.classes.push(class);
             moves.finished.push(*n);
         }
+        for (user, unfinished, running) in users.moved() {
+            moves.users.push(user);
+            moves.unfinished.push(unfinished);
+            moves.running.push(running);
+        }
         moves
     }
 
     fn is_empty(&self) -> bool {
-        self.tallies.is_empty() && self.seconds.is_empty()
+        self.tallies.is_empty() && self.seconds.is_empty() && self.users.is_empty()
     }
 
-    /// Bound as the query's last seven parameters (job_count_moves_add.sql's).
+    /// Bound as the query's last ten parameters (job_count_moves_add.sql's).
     fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
         query
             .bind(&self.tallies)
@@ -127,12 +127,19 @@ impl<'a> CountMoves<'a> {
             .bind(&self.states)
             .bind(&self.classes)
             .bind(&self.finished)
+            .bind(&self.users)
+            .bind(&self.unfinished)
+            .bind(&self.running)
     }
 }
 
-/// Append the jobs a transaction moved to the counts, for one that writes no event.
-pub(crate) async fn write_counts(c: &mut PgConnection, outbox: &Outbox) -> Result<(), PgError> {
-    let moves = CountMoves::of(outbox);
+/// Append what a transaction moved to the counts, for one that writes no event.
+pub(crate) async fn write_counts(
+    c: &mut PgConnection,
+    outbox: &Outbox,
+    users: &Counts,
+) -> Result<(), PgError> {
+    let moves = CountMoves::of(outbox, users);
     if !moves.is_empty() {
         moves
             .bind(sqlx::query(sql!("job_count_moves_add")))

@@ -414,7 +414,7 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
     accounts::add_usage(c, &req.user_id, &req.day, n).await?;
     let mut outbox = Outbox::default();
     outbox.accepted(&jobs);
-    events::write(c, outbox, req.now).await?;
+    events::write(c, outbox, &Counts::default(), req.now).await?;
     Ok(Enqueued {
         batch: batch_id.map(|id| crate::rules::new_batch(req, id, n as u32)),
         jobs,
@@ -497,13 +497,12 @@ async fn claim(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Job>, PgE
     for job in &claimed {
         counts.add(&job.user_id, 0, 1);
     }
-    counts.apply(c).await?;
     // Late, so that the clock's one row is held only while the claim commits.
     sqlx::query(sql!("fair_clock_advance"))
         .bind(max_tag)
         .execute(&mut *c)
         .await?;
-    events::write(c, outbox, req.now).await?;
+    events::write(c, outbox, &counts, req.now).await?;
     Ok(claimed)
 }
 
@@ -647,9 +646,8 @@ async fn finish(c: &mut PgConnection, finishes: &[Finish]) -> Result<Vec<bool>, 
             outbox.finished_at(f.now, to, class);
         }
     }
-    counts.apply(c).await?;
     if let Some(now) = now {
-        events::write(c, outbox, now).await?;
+        events::write(c, outbox, &counts, now).await?;
     }
     Ok(applied)
 }
@@ -797,8 +795,7 @@ async fn cancel(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Result<Jo
     )
     .await?;
     outbox.finished_at(now, JobState::Canceled, None);
-    counts.apply(c).await?;
-    events::write(c, outbox, now).await?;
+    events::write(c, outbox, &counts, now).await?;
     Ok(job)
 }
 
@@ -843,11 +840,10 @@ async fn admin_retry(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Resu
     let job = rows::job(&row)?;
     let mut counts = Counts::default();
     counts.add(&owner.user_id, 1, 0);
-    counts.apply(c).await?;
     accounts::add_usage(c, &owner.user_id, &owner.day, 1).await?;
     let mut outbox = Outbox::default();
     outbox.transition(id, &owner, Some(from), JobState::Queued, false);
-    events::write(c, outbox, now).await?;
+    events::write(c, outbox, &counts, now).await?;
     Ok(job)
 }
 
@@ -1478,7 +1474,7 @@ impl Store for PgStore {
             for kind in kinds {
                 outbox.pruned(prune.state, kind);
             }
-            events::write_counts(c, &outbox).await?;
+            events::write_counts(c, &outbox, &Counts::default()).await?;
             sqlx::query(sql!("batches_prune"))
                 .bind(prune.limit as i64)
                 .execute(&mut *c)
