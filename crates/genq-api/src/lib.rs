@@ -116,7 +116,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
-            body_limit,
+            (body_limit, state.config.api.body_timeout),
             refuse_oversized,
         ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -128,11 +128,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// A body whose declared `Content-Length` is over `api.max_body_bytes` gets 413 at once,
-/// before a byte of it is read (otherwise the server would wait for a body it will refuse);
-/// a URI over [`server::MAX_URI_BYTES`] gets 414.
+/// A body whose declared `Content-Length` is over `api.max_body_bytes` gets 413 without
+/// being handled (up to [`DRAINED_MAX`] it is read and dropped first, so the client reads the
+/// answer); a URI over [`server::MAX_URI_BYTES`] gets 414.
 async fn refuse_oversized(
-    axum::extract::State(limit): axum::extract::State<usize>,
+    axum::extract::State((limit, body_timeout)): axum::extract::State<(usize, std::time::Duration)>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -156,8 +156,28 @@ async fn refuse_oversized(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return extract::too_large().into_response();
+    match declared {
+        Some(n) if n > DRAINED_MAX => extract::too_large().into_response(),
+        Some(n) if n > limit as u64 => {
+            drain(request.into_body(), body_timeout).await;
+            extract::too_large().into_response()
+        }
+        _ => next.run(request).await,
     }
-    next.run(request).await
+}
+
+/// The largest refused body read to its end before the 413 is sent (nginx's lingering close
+/// does the same): a client still writing a body the server stopped reading gets a broken
+/// pipe, not the answer. Larger ones are answered at once and the connection closed.
+const DRAINED_MAX: u64 = 1 << 20;
+
+/// Read a refused body to its end (within `api.body_timeout`, as an accepted one), keeping none
+/// of it.
+async fn drain(body: axum::body::Body, timeout: std::time::Duration) {
+    use tokio_stream::StreamExt;
+    let mut data = body.into_data_stream();
+    let _ = tokio::time::timeout(timeout, async {
+        while let Some(Ok(_)) = data.next().await {}
+    })
+    .await;
 }

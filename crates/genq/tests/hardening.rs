@@ -201,6 +201,32 @@ async fn an_oversized_declared_body_is_refused_before_it_is_read() {
     s.shutdown().await;
 }
 
+/// A client still writing a body over the limit when the 413 is ready (HTTP clients read the
+/// answer once they have sent the body) gets the 413, not a connection reset mid-body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sending_an_oversized_body_reads_the_413() {
+    let s = TestServer::start_with(limits_config(), false).await;
+    let mut conn = TcpStream::connect(host(&s.url)).await.unwrap();
+    let chunk = vec![b'x'; 20_000];
+    let head = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        chunk.len() * 10
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    // A slow client: the server has answered long before the body ends.
+    for i in 0..10 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Err(e) = conn.write_all(&chunk).await {
+            panic!("the connection was reset after {i} of 10 chunks: {e}");
+        }
+    }
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).await.expect("the answer");
+    let (status, body) = parse_answer(&String::from_utf8_lossy(&got));
+    assert_shape(status, &body, 413, "payload_too_large");
+    s.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_wait_for_a_free_one() {
     let s = TestServer::start_with(limits_config(), false).await;

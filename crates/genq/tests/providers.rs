@@ -356,7 +356,11 @@ async fn task_jobs_wait_for_their_provider_without_holding_a_slot() {
     );
     for id in &ids {
         assert_eq!(stats.jobs[id].tasks_created, 1, "one task per attempt");
-        assert!(stats.jobs[id].requests >= 3, "created, then polled");
+        assert!(
+            stats.jobs[id].requests >= 3,
+            "created, then polled: {id} {:?}",
+            stats.jobs[id]
+        );
     }
     let (_, providers) = s.get("/v1/admin/providers").await;
     let video = &providers["providers"][0];

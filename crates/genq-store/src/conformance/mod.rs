@@ -1529,6 +1529,15 @@ pub async fn parked_task_jobs_are_polled_when_due(store: DynStore) {
     let task = parked.provider_task.clone().expect("the task is stored");
     assert_eq!((task.id.as_str(), task.created_at), ("task_1", t0()));
     assert_eq!(parked.lease.as_ref().unwrap().expires_at, poll_at);
+    // A heartbeat that read the lease before the job was parked does not push its poll back
+    // to the end of a lease.
+    let renewed = store
+        .heartbeat(&[lease(&job)], t0() + Duration::seconds(30), t0())
+        .await
+        .unwrap();
+    assert!(renewed.is_empty(), "a parked job's lease is not renewed");
+    let still = store.job(&job.id).await.unwrap();
+    assert_eq!(still.lease.as_ref().unwrap().expires_at, poll_at);
 
     // Not stuck: neither the rescuer nor a restarted node takes it.
     let late = t0() + Duration::hours(1);
