@@ -129,7 +129,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// A body whose declared `Content-Length` is over `api.max_body_bytes` gets 413 without
-/// being handled (up to [`DRAINED_MAX`] it is read and dropped first, so the client reads the
+/// being handled (up to four times the limit it is read and dropped first, so the client reads the
 /// answer); a URI over [`server::MAX_URI_BYTES`] gets 414.
 async fn refuse_oversized(
     axum::extract::State((limit, body_timeout)): axum::extract::State<(usize, std::time::Duration)>,
@@ -157,19 +157,21 @@ async fn refuse_oversized(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(n) if n > DRAINED_MAX => extract::too_large().into_response(),
         Some(n) if n > limit as u64 => {
-            drain(request.into_body(), body_timeout).await;
+            if n <= (limit as u64).saturating_mul(4).max(DRAINED_MIN) {
+                drain(request.into_body(), body_timeout).await;
+            }
             extract::too_large().into_response()
         }
         _ => next.run(request).await,
     }
 }
 
-/// The largest refused body read to its end before the 413 is sent (nginx's lingering close
-/// does the same): a client still writing a body the server stopped reading gets a broken
-/// pipe, not the answer. Larger ones are answered at once and the connection closed.
-const DRAINED_MAX: u64 = 1 << 20;
+/// A refused body of up to four times the limit (at least this) is read to its end before the
+/// 413 is sent, as nginx's lingering close does: a client still writing a body the server
+/// stopped reading gets a broken pipe, not the answer. Larger ones are answered at once and
+/// the connection closed.
+const DRAINED_MIN: u64 = 1 << 20;
 
 /// Read a refused body to its end (within `api.body_timeout`, as an accepted one), keeping none
 /// of it.
