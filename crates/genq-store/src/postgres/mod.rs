@@ -716,20 +716,50 @@ async fn stage_due(c: &mut PgConnection, now: i64, limit: u32) -> Result<Staged,
         );
         due.push((user_id, id, state));
     }
-    // Users' fair-queue rows in user-id order (due order within a user), so that processes
-    // staging at once never deadlock.
-    due.sort_by(|a, b| a.0.cmp(&b.0));
+    // Delayed new jobs join the back of their user's turn, in due order (tags reserved for
+    // all of a user's at once, users in id order so that processes staging at once never
+    // deadlock); retries go to the front.
     let front = vtime(c).await?;
+    let mut delayed: std::collections::BTreeMap<&str, i64> = Default::default();
+    for (user_id, _, state) in &due {
+        if state != JobState::Retrying.as_str() {
+            *delayed.entry(user_id.as_str()).or_default() += 1;
+        }
+    }
+    let mut next_tags = std::collections::HashMap::new();
+    if !delayed.is_empty() {
+        let users: Vec<&str> = delayed.keys().copied().collect();
+        let counts: Vec<i64> = delayed.values().copied().collect();
+        for row in sqlx::query(sql!("fair_users_reserve_many"))
+            .bind(&users)
+            .bind(&counts)
+            .fetch_all(&mut *c)
+            .await?
+        {
+            let user_id: String = row.try_get("user_id")?;
+            let next: i64 = row.try_get("next_tag")?;
+            next_tags.insert(user_id.clone(), next - delayed[user_id.as_str()]);
+        }
+    }
+    let mut ids = Vec::with_capacity(due.len());
+    let mut tags = Vec::with_capacity(due.len());
     for (user_id, id, state) in &due {
-        // Delayed new jobs join the back of their user's turn; retries go to the front.
         let tag = if state == JobState::Retrying.as_str() {
             front
         } else {
-            reserve_tags(c, user_id, 1).await?
+            let next = next_tags
+                .get_mut(user_id)
+                .expect("a tag was reserved for every user with delayed jobs");
+            *next += 1;
+            *next - 1
         };
-        sqlx::query(sql!("job_stage"))
-            .bind(id)
-            .bind(tag)
+        ids.push(id.as_str());
+        tags.push(tag);
+    }
+    if !ids.is_empty() {
+        sqlx::query(sql!("job_stage_many"))
+            .bind(&ids)
+            .bind(&tags)
             .execute(&mut *c)
             .await?;
     }
