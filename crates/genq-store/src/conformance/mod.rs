@@ -34,7 +34,8 @@ macro_rules! conformance_tests {
             enqueue_and_read_back, idempotent_single_job, idempotent_batch, batch_progress,
             claim_is_fifo_within_a_user, claim_never_hands_out_a_job_twice, claim_filters_kinds,
             priority_comes_first, users_take_turns, late_user_is_served_within_a_round,
-            delayed_jobs_wait_until_staged, finish_is_fenced_by_lease, retry_waits_and_counts,
+            delayed_jobs_wait_until_staged, delayed_jobs_of_several_users_take_turns_when_staged,
+            finish_is_fenced_by_lease, retry_waits_and_counts,
             due_retry_is_claimable_at_once, heartbeat_renews_and_reports_lost_leases,
             cancel_from_every_state, admin_retry_requeues_with_a_fresh_budget,
             rescuer_fence_loses_to_a_heartbeat, node_leases_are_the_nodes_running_jobs,
@@ -390,6 +391,35 @@ pub async fn delayed_jobs_wait_until_staged(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(claimed[0].id, id);
+}
+
+/// Delayed jobs of several users staged together take turns like new ones, each user's in the
+/// order they fell due (not the order they were enqueued).
+pub async fn delayed_jobs_of_several_users_take_turns_when_staged(store: DynStore) {
+    let mut due_order = std::collections::HashMap::new();
+    for (user, offsets) in [("u1", [62, 61, 60].as_slice()), ("u2", [60, 61].as_slice())] {
+        for &seconds in offsets {
+            let mut req = new_jobs(user, 1);
+            req.as_batch = false;
+            req.run_at = Some(t0() + Duration::seconds(seconds));
+            let id = store.enqueue(req).await.unwrap().jobs[0].id.clone();
+            due_order.insert(id, (user, seconds));
+        }
+    }
+    let staged = store
+        .stage_due(t0() + Duration::seconds(62), 100)
+        .await
+        .unwrap();
+    assert_eq!(staged.staged, 5);
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        let job = claim(&store, 1).await.remove(0);
+        order.push(due_order[&job.id]);
+    }
+    assert_eq!(
+        order,
+        [("u1", 60), ("u2", 60), ("u1", 61), ("u2", 61), ("u1", 62)]
+    );
 }
 
 pub async fn finish_is_fenced_by_lease(store: DynStore) {
