@@ -180,11 +180,13 @@ pub(crate) async fn ledger_entry(
     Ok(balance)
 }
 
-/// Book `n` newly accepted jobs: the unfinished count, and their cost `total` with one debit
-/// entry (for the single job, or for the whole batch).
+/// Book `n` newly accepted jobs: the unfinished count, the day's usage, and their cost `total`
+/// with one debit entry (for the single job, or for the whole batch).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn accept_new(
     c: &mut PgConnection,
     user_id: &str,
+    day: &str,
     n: i64,
     total: i64,
     job_or_batch: Result<&str, &str>,
@@ -195,6 +197,7 @@ pub(crate) async fn accept_new(
         .bind(user_id)
         .bind(n)
         .bind(total)
+        .bind(day)
         .fetch_one(&mut *c)
         .await?;
     if total == 0 {
@@ -220,18 +223,26 @@ pub(crate) async fn accept_new(
 }
 
 /// Admission of `n` new jobs for a user (whose row the caller holds locked): every limit and
-/// the balance are checked before anything is written.
+/// the balance are checked before anything is written. The day's usage and the limits are
+/// read in one statement.
 pub(crate) async fn admit(
     c: &mut PgConnection,
     user: &User,
-    limits: &Limits,
     day: &str,
     n: i64,
     cost: i64,
     as_batch: bool,
 ) -> Result<(), PgError> {
-    let used = usage(c, &user.id, day).await?;
-    crate::rules::admit(user, limits, used, n, cost, as_batch)
+    let row = sqlx::query(sql!("admission_get"))
+        .bind(&user.id)
+        .bind(day)
+        .fetch_one(c)
+        .await?;
+    let used: Option<i64> = row.try_get("used")?;
+    let keys: Vec<String> = row.try_get("keys")?;
+    let values: Vec<i64> = row.try_get("vals")?;
+    let limits = Limits::from_stored(keys.into_iter().zip(values));
+    crate::rules::admit(user, &limits, used.unwrap_or(0), n, cost, as_batch)
         .map_err(|r| StoreError::Rejected(r).into())
 }
 

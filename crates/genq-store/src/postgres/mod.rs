@@ -243,13 +243,28 @@ async fn vtime(c: &mut PgConnection) -> Result<i64, PgError> {
         .await?)
 }
 
-/// Reserve `n` consecutive fair-queue tags for `user_id`; returns the first.
-async fn reserve_tags(c: &mut PgConnection, user_id: &str, n: i64) -> Result<i64, PgError> {
-    Ok(sqlx::query_scalar(sql!("fair_user_reserve"))
-        .bind(user_id)
-        .bind(n)
-        .fetch_one(c)
-        .await?)
+/// Reserve consecutive fair-queue tags, `n` for each user, in one statement; the first of each.
+async fn reserve_tags(
+    c: &mut PgConnection,
+    counts: &std::collections::BTreeMap<&str, i64>,
+) -> Result<std::collections::HashMap<String, i64>, PgError> {
+    let mut first = std::collections::HashMap::new();
+    if counts.is_empty() {
+        return Ok(first);
+    }
+    let users: Vec<&str> = counts.keys().copied().collect();
+    let ns: Vec<i64> = counts.values().copied().collect();
+    for row in sqlx::query(sql!("fair_users_reserve_many"))
+        .bind(&users)
+        .bind(&ns)
+        .fetch_all(c)
+        .await?
+    {
+        let user_id: String = row.try_get("user_id")?;
+        let next: i64 = row.try_get("next_tag")?;
+        first.insert(user_id.clone(), next - counts[user_id.as_str()]);
+    }
+    Ok(first)
 }
 
 async fn job_by_id(c: &mut PgConnection, id: &str) -> Result<Job, PgError> {
@@ -350,38 +365,20 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
     let run_at = req.run_at.map(micros).unwrap_or(now).max(now);
     let due = run_at <= now;
     let n = req.payloads.len() as i64;
-    let limits = accounts::limits(c).await?;
-    accounts::admit(c, &user, &limits, &req.day, n, req.cost, req.as_batch).await?;
-    let first_tag = if due {
-        Some(reserve_tags(c, &req.user_id, n).await?)
-    } else {
-        None
-    };
+    accounts::admit(c, &user, &req.day, n, req.cost, req.as_batch).await?;
     let batch_id = req.as_batch.then(ids::new_id);
-    if let Some(batch_id) = &batch_id {
-        sqlx::query(sql!("batch_insert"))
-            .bind(batch_id)
-            .bind(&req.user_id)
-            .bind(&req.kind)
-            .bind(&req.idempotency_key)
-            .bind(n as i32)
-            .bind(now)
-            .execute(&mut *c)
-            .await?;
-    }
-    let job_key = if req.as_batch {
-        None
+    let (batch_key, job_key) = if req.as_batch {
+        (req.idempotency_key.clone(), None)
     } else {
-        req.idempotency_key.clone()
+        (None, req.idempotency_key.clone())
     };
     let ids: Vec<String> = req.payloads.iter().map(|_| ids::new_id()).collect();
     let payloads: Vec<sqlx::types::Json<&serde_json::Value>> =
         req.payloads.iter().map(sqlx::types::Json).collect();
-    let tags: Vec<Option<i64>> = (0..n).map(|i| first_tag.map(|t| t + i)).collect();
     sqlx::query(sql!("job_insert_many"))
         .bind(&ids)
         .bind(&payloads)
-        .bind(&tags)
+        .bind(&batch_key)
         .bind(&req.kind)
         .bind(&req.user_id)
         .bind(&batch_id)
@@ -392,6 +389,8 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
         .bind(run_at)
         .bind(now)
         .bind(&req.day)
+        .bind(n)
+        .bind(due)
         .execute(&mut *c)
         .await?;
     let mut jobs = Vec::with_capacity(req.payloads.len());
@@ -410,8 +409,17 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
         Some(batch) => Err(batch.as_str()),
         None => Ok(jobs[0].id.as_str()),
     };
-    accounts::accept_new(c, &req.user_id, n, req.cost * n, debited, &reason, req.now).await?;
-    accounts::add_usage(c, &req.user_id, &req.day, n).await?;
+    accounts::accept_new(
+        c,
+        &req.user_id,
+        &req.day,
+        n,
+        req.cost * n,
+        debited,
+        &reason,
+        req.now,
+    )
+    .await?;
     let mut outbox = Outbox::default();
     outbox.accepted(&jobs);
     events::write(c, outbox, &Counts::default(), req.now).await?;
@@ -726,21 +734,7 @@ async fn stage_due(c: &mut PgConnection, now: i64, limit: u32) -> Result<Staged,
             *delayed.entry(user_id.as_str()).or_default() += 1;
         }
     }
-    let mut next_tags = std::collections::HashMap::new();
-    if !delayed.is_empty() {
-        let users: Vec<&str> = delayed.keys().copied().collect();
-        let counts: Vec<i64> = delayed.values().copied().collect();
-        for row in sqlx::query(sql!("fair_users_reserve_many"))
-            .bind(&users)
-            .bind(&counts)
-            .fetch_all(&mut *c)
-            .await?
-        {
-            let user_id: String = row.try_get("user_id")?;
-            let next: i64 = row.try_get("next_tag")?;
-            next_tags.insert(user_id.clone(), next - delayed[user_id.as_str()]);
-        }
-    }
+    let mut next_tags = reserve_tags(c, &delayed).await?;
     let mut ids = Vec::with_capacity(due.len());
     let mut tags = Vec::with_capacity(due.len());
     for (user_id, id, state) in &due {
@@ -860,7 +854,7 @@ async fn admin_retry(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Resu
         )
         .await?;
     }
-    let tag = reserve_tags(c, &owner.user_id, 1).await?;
+    let tag = reserve_tags(c, &[(owner.user_id.as_str(), 1)].into()).await?[&owner.user_id];
     let row = sqlx::query(sql!("job_admin_retry"))
         .bind(id)
         .bind(micros(now))
