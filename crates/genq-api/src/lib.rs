@@ -158,7 +158,13 @@ async fn refuse_oversized(
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
         Some(n) if n > limit as u64 => {
-            if n <= (limit as u64).saturating_mul(4).max(DRAINED_MIN) {
+            // A client that asked `Expect: 100-continue` has not sent the body: reading it
+            // would only ask for it.
+            let waits = request
+                .headers()
+                .get(axum::http::header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            if !waits && n <= (limit as u64).saturating_mul(4).max(DRAINED_MIN) {
                 drain(request.into_body(), body_timeout).await;
             }
             extract::too_large().into_response()

@@ -224,6 +224,15 @@ async fn a_client_sending_an_oversized_body_reads_the_413() {
     conn.read_to_end(&mut got).await.expect("the answer");
     let (status, body) = parse_answer(&String::from_utf8_lossy(&got));
     assert_shape(status, &body, 413, "payload_too_large");
+    // A client that waits to be asked for its body (`Expect: 100-continue`) is not asked: it
+    // gets the 413 instead of a 100.
+    let waiting = head.replace(
+        "Connection: close",
+        "Connection: close\r\nExpect: 100-continue",
+    );
+    let (got, _) = raw(&s.url, waiting.as_bytes(), Duration::from_secs(5)).await;
+    let (status, body) = parse_answer(&got);
+    assert_shape(status, &body, 413, "payload_too_large");
     s.shutdown().await;
 }
 
