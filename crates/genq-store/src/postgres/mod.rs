@@ -215,6 +215,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job_counts",
         include_str!("../../migrations/postgres/0012_job_counts.sql"),
     ),
+    (
+        13,
+        "jobs_fillfactor",
+        include_str!("../../migrations/postgres/0013_jobs_fillfactor.sql"),
+    ),
 ];
 
 fn migrator() -> sqlx::migrate::Migrator {
