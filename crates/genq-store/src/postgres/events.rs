@@ -174,17 +174,17 @@ pub(crate) async fn after(
     q.build().fetch_all(c).await?.iter().map(event_of).collect()
 }
 
-/// Events by id.
-pub(crate) async fn by_ids(
+/// Events by position (their primary key).
+pub(crate) async fn by_positions(
     c: &mut PgConnection,
-    ids: &[i64],
+    positions: &[i64],
 ) -> Result<std::collections::HashMap<i64, Event>, PgError> {
     sqlx::query(sql!("event_get_many"))
-        .bind(ids)
+        .bind(positions)
         .fetch_all(c)
         .await?
         .iter()
-        .map(|r| event_of(r).map(|e| (e.id, e)))
+        .map(|r| event_of(r).map(|e| (e.position, e)))
         .collect()
 }
 

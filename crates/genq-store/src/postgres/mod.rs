@@ -220,6 +220,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "jobs_fillfactor",
         include_str!("../../migrations/postgres/0013_jobs_fillfactor.sql"),
     ),
+    (
+        14,
+        "event_position_key",
+        include_str!("../../migrations/postgres/0014_event_position_key.sql"),
+    ),
 ];
 
 fn migrator() -> sqlx::migrate::Migrator {

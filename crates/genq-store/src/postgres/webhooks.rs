@@ -72,16 +72,16 @@ pub(crate) async fn claim(
         .bind(genq_core::ids::new_lease_token())
         .fetch_all(&mut *c)
         .await?;
-    let ids: Vec<i64> = taken
+    let positions: Vec<i64> = taken
         .iter()
-        .map(|r| r.try_get("event_id"))
+        .map(|r| r.try_get("position"))
         .collect::<Result<_, _>>()?;
-    let mut found = events::by_ids(c, &ids).await?;
+    let mut found = events::by_positions(c, &positions).await?;
     let mut out = Vec::with_capacity(taken.len());
     for r in &taken {
-        let (id, event_id): (i64, i64) = (r.try_get("id")?, r.try_get("event_id")?);
-        let event = found.remove(&event_id).ok_or_else(|| {
-            StoreError::Internal(format!("delivery {id}: event {event_id} is gone"))
+        let (id, position): (i64, i64) = (r.try_get("id")?, r.try_get("position")?);
+        let event = found.remove(&position).ok_or_else(|| {
+            StoreError::Internal(format!("delivery {id}: the event at {position} is gone"))
         })?;
         out.push(Delivery {
             id,

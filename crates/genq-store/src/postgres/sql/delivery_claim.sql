@@ -22,4 +22,4 @@ WHERE id IN (
     ORDER BY d.position
     LIMIT $2
     FOR UPDATE SKIP LOCKED)
-RETURNING id, event_id, lease_token, attempts, first_due_at
+RETURNING id, position, lease_token, attempts, first_due_at

@@ -1,3 +1,3 @@
--- $1 event ids (a notifier's claimed deliveries)
+-- $1 event positions (a notifier's claimed deliveries)
 SELECT id, position, type, job_id, batch_id, user_id, kind, attempt, created_at
-FROM events_full WHERE id = ANY($1)
+FROM events_full WHERE position = ANY($1)
