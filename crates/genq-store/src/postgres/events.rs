@@ -63,6 +63,7 @@ pub(crate) async fn write(
 
 /// What a transaction moved, as the columns of `job_count_moves` and `finished_second_moves`
 /// (migrations/postgres/0012_job_counts.sql) and of `user_count_moves` (0008).
+#[derive(Default)]
 struct CountMoves<'a> {
     tallies: Vec<&'static str>,
     kinds: Vec<&'a str>,
@@ -80,18 +81,7 @@ type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArgu
 
 impl<'a> CountMoves<'a> {
     fn of(outbox: &'a Outbox, users: &'a Counts) -> Self {
-        let mut moves = CountMoves {
-            tallies: Vec::new(),
-            kinds: Vec::new(),
-            deltas: Vec::new(),
-            seconds: Vec::new(),
-            states: Vec::new(),
-            classes: Vec::new(),
-            finished: Vec::new(),
-            users: Vec::new(),
-            unfinished: Vec::new(),
-            running: Vec::new(),
-        };
+        let mut moves = CountMoves::default();
         for (kind, moved) in &outbox.counts {
             for (tally, delta) in moved.iter().filter(|(_, d)| **d != 0) {
                 moves.tallies.push(tally);
