@@ -69,27 +69,33 @@ pub(crate) async fn users_page(
     Ok(rows.iter().map(user_of).collect::<Result<_, _>>()?)
 }
 
-pub(crate) async fn user_locked(c: &mut PgConnection, id: &str) -> Result<Option<User>, PgError> {
-    let locked = sqlx::query(sql!("user_lock"))
+/// Lock a user's row; whether it exists.
+async fn lock(c: &mut PgConnection, id: &str) -> Result<bool, PgError> {
+    Ok(sqlx::query(sql!("user_lock"))
         .bind(id)
-        .fetch_optional(&mut *c)
-        .await?;
-    match locked {
-        Some(_) => user(c, id).await,
-        None => Ok(None),
+        .fetch_optional(c)
+        .await?
+        .is_some())
+}
+
+pub(crate) async fn user_locked(c: &mut PgConnection, id: &str) -> Result<Option<User>, PgError> {
+    if lock(c, id).await? {
+        user(c, id).await
+    } else {
+        Ok(None)
     }
 }
 
-/// The user's row, locked, created with the defaults (and a grant of the initial credits) on
+/// Lock the user's row, created with the defaults (and a grant of the initial credits) on
 /// first use.
-pub(crate) async fn ensure_user_locked(
+pub(crate) async fn lock_or_create(
     c: &mut PgConnection,
     id: &str,
     defaults: &UserDefaults,
     now: DateTime<Utc>,
-) -> Result<User, PgError> {
-    if let Some(user) = user_locked(c, id).await? {
-        return Ok(user);
+) -> Result<(), PgError> {
+    if lock(c, id).await? {
+        return Ok(());
     }
     let created = sqlx::query(sql!("user_insert"))
         .bind(id)
@@ -110,7 +116,22 @@ pub(crate) async fn ensure_user_locked(
         )
         .await?;
     }
-    user_locked(c, id)
+    if lock(c, id).await? {
+        Ok(())
+    } else {
+        Err(StoreError::Internal(format!("user {id} vanished")).into())
+    }
+}
+
+/// The user's row, locked, created on first use (see `lock_or_create`).
+pub(crate) async fn ensure_user_locked(
+    c: &mut PgConnection,
+    id: &str,
+    defaults: &UserDefaults,
+    now: DateTime<Utc>,
+) -> Result<User, PgError> {
+    lock_or_create(c, id, defaults, now).await?;
+    user(c, id)
         .await?
         .ok_or_else(|| StoreError::Internal(format!("user {id} vanished")).into())
 }
@@ -183,66 +204,29 @@ pub(crate) async fn ledger_entry(
 /// Book `n` newly accepted jobs: the unfinished count, the day's usage, and their cost `total`
 /// with one debit entry (for the single job, or for the whole batch).
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn accept_new(
-    c: &mut PgConnection,
-    user_id: &str,
-    day: &str,
-    n: i64,
-    total: i64,
-    job_or_batch: Result<&str, &str>,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<(), PgError> {
-    let balance: i64 = sqlx::query_scalar(sql!("user_accept"))
-        .bind(user_id)
-        .bind(n)
-        .bind(total)
-        .bind(day)
-        .fetch_one(&mut *c)
-        .await?;
-    if total == 0 {
-        return Ok(());
-    }
-    let (job_id, series, batch_id) = match job_or_batch {
-        Ok(job) => (Some(job), Some(1i32), None),
-        Err(batch) => (None, None, Some(batch)),
-    };
-    sqlx::query(sql!("ledger_insert"))
-        .bind(user_id)
-        .bind(LedgerKind::Debit.as_str())
-        .bind(-total)
-        .bind(balance)
-        .bind(job_id)
-        .bind(series)
-        .bind(batch_id)
-        .bind(reason)
-        .bind(micros(now))
-        .execute(c)
-        .await?;
-    Ok(())
-}
-
-/// Admission of `n` new jobs for a user (whose row the caller holds locked): every limit and
-/// the balance are checked before anything is written. The day's usage and the limits are
-/// read in one statement.
+/// Admission of `n` new jobs for a user whose row the caller holds locked: every limit and
+/// the balance are checked before anything is written. The user, the day's usage and the
+/// limits are read in one statement.
 pub(crate) async fn admit(
     c: &mut PgConnection,
-    user: &User,
+    user_id: &str,
     day: &str,
     n: i64,
     cost: i64,
     as_batch: bool,
 ) -> Result<(), PgError> {
-    let row = sqlx::query(sql!("admission_get"))
-        .bind(&user.id)
+    let row = sqlx::query(sql!("user_admission"))
+        .bind(user_id)
         .bind(day)
-        .fetch_one(c)
-        .await?;
+        .fetch_optional(c)
+        .await?
+        .ok_or_else(|| StoreError::Internal(format!("user {user_id} vanished")))?;
+    let user = user_of(&row)?;
     let used: Option<i64> = row.try_get("used")?;
     let keys: Vec<String> = row.try_get("keys")?;
     let values: Vec<i64> = row.try_get("vals")?;
     let limits = Limits::from_stored(keys.into_iter().zip(values));
-    crate::rules::admit(user, &limits, used.unwrap_or(0), n, cost, as_batch)
+    crate::rules::admit(&user, &limits, used.unwrap_or(0), n, cost, as_batch)
         .map_err(|r| StoreError::Rejected(r).into())
 }
 

@@ -364,10 +364,13 @@ async fn replay(c: &mut PgConnection, req: &NewJobs) -> Result<Option<Enqueued>,
     }
 }
 
-async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgError> {
+/// Enqueue in four statements (each a round trip under load): lock the user, read what
+/// admission needs, write the jobs with everything they move and the NOTIFY hint when
+/// `notify` (`job_insert_many.sql`), then the events.
+async fn enqueue(c: &mut PgConnection, req: &NewJobs, notify: bool) -> Result<Enqueued, PgError> {
     // The user's row is locked first: the replay check, the admission and the insert then
     // see no concurrent request of the same user half-way.
-    let user = accounts::ensure_user_locked(c, &req.user_id, &req.user_defaults, req.now).await?;
+    accounts::lock_or_create(c, &req.user_id, &req.user_defaults, req.now).await?;
     if let Some(replayed) = replay(c, req).await? {
         return Ok(replayed);
     }
@@ -375,7 +378,7 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
     let run_at = req.run_at.map(micros).unwrap_or(now).max(now);
     let due = run_at <= now;
     let n = req.payloads.len() as i64;
-    accounts::admit(c, &user, &req.day, n, req.cost, req.as_batch).await?;
+    accounts::admit(c, &req.user_id, &req.day, n, req.cost, req.as_batch).await?;
     let batch_id = req.as_batch.then(ids::new_id);
     let (batch_key, job_key) = if req.as_batch {
         (req.idempotency_key.clone(), None)
@@ -385,6 +388,7 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
     let ids: Vec<String> = req.payloads.iter().map(|_| ids::new_id()).collect();
     let payloads: Vec<sqlx::types::Json<&serde_json::Value>> =
         req.payloads.iter().map(sqlx::types::Json).collect();
+    let hint = notify.then_some(if due { "work" } else { "delayed" });
     sqlx::query(sql!("job_insert_many"))
         .bind(&ids)
         .bind(&payloads)
@@ -401,6 +405,10 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
         .bind(&req.day)
         .bind(n)
         .bind(due)
+        .bind(req.cost * n)
+        .bind(CHANNEL)
+        .bind(hint)
+        .bind(format!("{} accepted", req.kind))
         .execute(&mut *c)
         .await?;
     let mut jobs = Vec::with_capacity(req.payloads.len());
@@ -414,22 +422,6 @@ async fn enqueue(c: &mut PgConnection, req: &NewJobs) -> Result<Enqueued, PgErro
             from_micros(run_at),
         ));
     }
-    let reason = format!("{} accepted", req.kind);
-    let debited = match &batch_id {
-        Some(batch) => Err(batch.as_str()),
-        None => Ok(jobs[0].id.as_str()),
-    };
-    accounts::accept_new(
-        c,
-        &req.user_id,
-        &req.day,
-        n,
-        req.cost * n,
-        debited,
-        &reason,
-        req.now,
-    )
-    .await?;
     let mut outbox = Outbox::default();
     outbox.accepted(&jobs);
     events::write(c, outbox, &Counts::default(), req.now).await?;
@@ -1133,14 +1125,7 @@ impl Store for PgStore {
     }
 
     async fn enqueue(&self, jobs: NewJobs) -> Result<Enqueued> {
-        transaction!(self, |c| async {
-            let done = enqueue(c, &jobs).await?;
-            if !done.replayed {
-                let due = jobs.run_at.is_none_or(|t| t <= jobs.now);
-                hint(c, self.notify, if due { "work" } else { "delayed" }).await?;
-            }
-            Ok(done)
-        })
+        transaction!(self, |c| enqueue(c, &jobs, self.notify))
     }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Job>> {
