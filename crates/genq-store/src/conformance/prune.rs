@@ -3,7 +3,7 @@
 //! has them, never the newest.
 
 use super::*;
-use crate::{DeliveryFilter, EventFilter, Prune};
+use crate::{DeliveryFilter, EventFilter, JobFilter, JobQuery, Prune};
 
 async fn run_to(store: &DynStore, jobs: &[Job], outcome: fn() -> Outcome, at: DateTime<Utc>) {
     let finishes = jobs.iter().map(|j| finish(j, outcome(), at)).collect();
@@ -41,6 +41,28 @@ pub async fn old_finished_jobs_are_pruned_by_age_and_count(store: DynStore) {
     }
     // Other states keep their own rules.
     assert!(store.job(&running[5].id).await.is_ok());
+    // The user's and the batch's listings and the batch's counts follow.
+    let listed = |user_id: Option<&str>, batch_id: Option<&str>| {
+        let filter = JobFilter {
+            user_id: user_id.map(str::to_string),
+            batch_id: batch_id.map(str::to_string),
+            ..JobFilter::default()
+        };
+        let store = store.clone();
+        async move {
+            let page = store.jobs(&JobQuery::newest(filter, 100)).await.unwrap();
+            let mut ids: Vec<String> = page.jobs.into_iter().map(|j| j.id).collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut left: Vec<String> = running[3..].iter().map(|j| j.id.clone()).collect();
+    left.sort();
+    assert_eq!(listed(Some("u1"), None).await, left);
+    assert_eq!(listed(None, Some(&batch_id)).await, left);
+    assert_eq!(listed(Some("u1"), Some(&batch_id)).await, left);
+    let batch = store.batch(&batch_id).await.unwrap();
+    assert_eq!((batch.succeeded, batch.failed), (2, 1));
     // By count: the newest one stays.
     let keep_one = prune(JobState::Succeeded, t0(), Some(1), 100);
     assert_eq!(store.prune_jobs(&keep_one).await.unwrap(), 1);

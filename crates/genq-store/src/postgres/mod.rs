@@ -225,6 +225,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "event_position_key",
         include_str!("../../migrations/postgres/0014_event_position_key.sql"),
     ),
+    (
+        15,
+        "job_owners",
+        include_str!("../../migrations/postgres/0015_job_owners.sql"),
+    ),
 ];
 
 fn migrator() -> sqlx::migrate::Migrator {
@@ -881,14 +886,21 @@ async fn candidates(
     before: Option<&str>,
     limit: u32,
 ) -> Result<Vec<(String, i64)>, PgError> {
-    // Only the filters given become conditions, so the planner sees the index that fits.
-    let mut query = sqlx::QueryBuilder::new(
-        "SELECT id, octet_length(payload::text) + coalesce(octet_length(result::text), 0) FROM jobs WHERE true",
-    );
+    // Only the filters given become conditions, so the planner sees the index that fits. A
+    // user's or a batch's jobs are found through job_owners (migration 0015), by its indexes.
+    let owned = f.user_id.is_some() || f.batch_id.is_some();
+    let (from, key) = if owned {
+        ("FROM job_owners AS o JOIN jobs AS j ON j.id = o.id", "o.id")
+    } else {
+        ("FROM jobs AS j", "j.id")
+    };
+    let mut query = sqlx::QueryBuilder::new(format!(
+        "SELECT j.id, octet_length(j.payload::text) + coalesce(octet_length(j.result::text), 0) {from} WHERE true"
+    ));
     let conditions = [
-        ("user_id", f.user_id.clone()),
-        ("kind", f.kind.clone()),
-        ("batch_id", f.batch_id.clone()),
+        ("o.user_id", f.user_id.clone()),
+        ("j.kind", f.kind.clone()),
+        ("o.batch_id", f.batch_id.clone()),
     ];
     for (column, value) in conditions {
         if let Some(value) = value {
@@ -898,13 +910,15 @@ async fn candidates(
     // The state as a literal (one of six names), so that a generic plan can still use the
     // partial index jobs_state_some for the states it holds.
     if let Some(state) = f.state {
-        query.push(format!(" AND state = '{}'", state.as_str()));
+        query.push(format!(" AND j.state = '{}'", state.as_str()));
     }
     if let Some(before) = before {
-        query.push(" AND id < ").push_bind(before.to_string());
+        query
+            .push(format!(" AND {key} < "))
+            .push_bind(before.to_string());
     }
     query
-        .push(" ORDER BY id DESC LIMIT ")
+        .push(format!(" ORDER BY {key} DESC LIMIT "))
         .push_bind(limit as i64);
     Ok(query
         .build_query_as::<(String, i32)>()

@@ -1,2 +1,2 @@
 -- $1 batch id
-SELECT id FROM jobs WHERE batch_id = $1 ORDER BY id
+SELECT id FROM job_owners WHERE batch_id = $1 ORDER BY id

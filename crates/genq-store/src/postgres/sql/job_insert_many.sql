@@ -1,6 +1,7 @@
--- Accept the jobs of one request in one statement: insert them, with their batch ($6 not
--- null) and, for jobs due now ($15), consecutive fair-queue tags reserved for their user, no
--- earlier than the virtual time (as fair_users_reserve_many.sql); move the user's day's usage,
+-- Accept the jobs of one request in one statement: insert them (and their job_owners rows),
+-- with their batch ($6 not null) and, for jobs due now ($15), consecutive fair-queue tags
+-- reserved for their user, no earlier than the virtual time (as fair_users_reserve_many.sql);
+-- move the user's day's usage,
 -- count of unfinished jobs and credits, debit the ledger ($16 the total cost, when above 0)
 -- and send the NOTIFY hint ($18 when not null, on channel $17). The caller holds the user's row
 -- locked and has admitted the jobs. Returns the balance after the debit.
@@ -23,6 +24,9 @@ WITH batch AS (
     SELECT j.id, $4, $5, $6, 'queued', $7, $8, j.payload, $9, $10, $11, $12, $12,
            (SELECT first FROM tag) + j.n - 1, $13
     FROM unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS j (id, payload, n)
+), owned AS (
+    INSERT INTO job_owners (id, user_id, batch_id)
+    SELECT id, $5, $6 FROM unnest($1::text[]) AS j (id)
 ), used AS (
     INSERT INTO daily_usage AS u (user_id, day, jobs) VALUES ($5, $13, $14)
     ON CONFLICT (user_id, day) DO UPDATE SET jobs = u.jobs + $14
