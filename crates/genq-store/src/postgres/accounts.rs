@@ -201,9 +201,6 @@ pub(crate) async fn ledger_entry(
     Ok(balance)
 }
 
-/// Book `n` newly accepted jobs: the unfinished count, the day's usage, and their cost `total`
-/// with one debit entry (for the single job, or for the whole batch).
-#[allow(clippy::too_many_arguments)]
 /// Admission of `n` new jobs for a user whose row the caller holds locked: every limit and
 /// the balance are checked before anything is written. The user, the day's usage and the
 /// limits are read in one statement.
