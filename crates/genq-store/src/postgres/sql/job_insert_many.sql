@@ -1,10 +1,10 @@
 -- Accept the jobs of one request in one statement: insert them (and their job_owners rows),
 -- with their batch ($6 not null) and, for jobs due now ($15), consecutive fair-queue tags
 -- reserved for their user, no earlier than the virtual time (as fair_users_reserve_many.sql);
--- move the user's day's usage,
--- count of unfinished jobs and credits, debit the ledger ($16 the total cost, when above 0)
--- and send the NOTIFY hint ($18 when not null, on channel $17). The caller holds the user's row
--- locked and has admitted the jobs. Returns the balance after the debit.
+-- move the user's day's usage, count of unfinished jobs and credits, debit the ledger ($16 the
+-- total cost, when above 0) and send the NOTIFY hint ($18 when not null, on channel $17). The
+-- caller holds the user's row locked and has admitted the jobs. The data-modifying parts run
+-- whether read or not; the hint is a SELECT, so the statement reads it to run it.
 -- Arrays, one element per job: $1 id, $2 payload. The rest is the same for all: $3 the batch's
 -- idempotency key, $4 kind, $5 user_id, $6 batch_id, $7 priority, $8 max_retries, $9 cost,
 -- $10 the job's idempotency_key, $11 run_at, $12 now, $13 day, $14 how many, $15 due,
@@ -45,4 +45,4 @@ WITH batch AS (
 ), hint AS (
     SELECT pg_notify($17, $18) WHERE $18::text IS NOT NULL
 )
-SELECT (SELECT credits FROM accepted) AS balance, (SELECT count(*) FROM hint) AS hinted
+SELECT count(*) AS hinted FROM hint
