@@ -14,7 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// Set once `init_sentry` binds a client: until then the Sentry layer sees nothing. Without the
+/// gate it would still copy every span's fields (one span per attempt) for a client that
+/// never comes.
+static SENTRY_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub fn init_logging(global: &Global) {
+    use std::io::IsTerminal;
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -22,21 +28,28 @@ pub fn init_logging(global: &Global) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GENQ_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or a collector gets plain text.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let fmt = match global.log_format {
         LogFormat::Json => fmt.json().boxed(),
         LogFormat::Text => fmt.boxed(),
     };
     // Errors become Sentry events and warnings their breadcrumbs, once `[sentry] dsn` binds a
-    // client (`init_sentry`); without one this layer drops everything.
-    let sentry = sentry::integrations::tracing::layer().event_filter(|meta| {
-        use sentry::integrations::tracing::EventFilter;
-        match *meta.level() {
-            tracing::Level::ERROR => EventFilter::Event,
-            tracing::Level::WARN => EventFilter::Breadcrumb,
-            _ => EventFilter::Ignore,
-        }
-    });
+    // client (`init_sentry`).
+    let sentry = sentry::integrations::tracing::layer()
+        .event_filter(|meta| {
+            use sentry::integrations::tracing::EventFilter;
+            match *meta.level() {
+                tracing::Level::ERROR => EventFilter::Event,
+                tracing::Level::WARN => EventFilter::Breadcrumb,
+                _ => EventFilter::Ignore,
+            }
+        })
+        .with_filter(tracing_subscriber::filter::filter_fn(|_| {
+            SENTRY_ON.load(std::sync::atomic::Ordering::Relaxed)
+        }));
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
@@ -63,7 +76,7 @@ pub fn init_sentry(config: &Config) -> anyhow::Result<Option<sentry::ClientInitG
         }
         .into()
     });
-    Ok(Some(sentry::init(sentry::ClientOptions {
+    let guard = sentry::init(sentry::ClientOptions {
         dsn: Some(dsn),
         release: Some(format!("genq@{}+{}", genq_engine::VERSION, genq_engine::COMMIT).into()),
         environment: Some(environment.into()),
@@ -75,7 +88,9 @@ pub fn init_sentry(config: &Config) -> anyhow::Result<Option<sentry::ClientInitG
             scrubbed(&for_breadcrumbs, crumb)
         })),
         ..Default::default()
-    })))
+    });
+    SENTRY_ON.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(Some(guard))
 }
 
 /// Every secret of the config, to be cut out of what leaves for Sentry.

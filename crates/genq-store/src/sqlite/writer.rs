@@ -76,17 +76,17 @@ fn run(conn: Connection, rx: mpsc::Receiver<WriteOp>) {
         }
         let mut deliveries = Vec::with_capacity(group.len());
         let outcome = (|| -> rusqlite::Result<()> {
-            conn.execute_batch("BEGIN IMMEDIATE")?;
+            run_cached(&conn, "BEGIN IMMEDIATE")?;
             for op in group.drain(..) {
-                conn.execute_batch("SAVEPOINT op")?;
+                run_cached(&conn, "SAVEPOINT op")?;
                 let (keep, deliver) = op(&conn);
                 if !keep {
-                    conn.execute_batch("ROLLBACK TO op")?;
+                    run_cached(&conn, "ROLLBACK TO op")?;
                 }
-                conn.execute_batch("RELEASE op")?;
+                run_cached(&conn, "RELEASE op")?;
                 deliveries.push(deliver);
             }
-            conn.execute_batch("COMMIT")
+            run_cached(&conn, "COMMIT")
         })();
         let committed = match outcome {
             Ok(()) => Ok(()),
@@ -103,6 +103,12 @@ fn run(conn: Connection, rx: mpsc::Receiver<WriteOp>) {
             deliver(committed.as_ref().map(|_| ()).map_err(clone_error));
         }
     }
+}
+
+/// The transaction's own statements, prepared once (`execute_batch` would parse them again for
+/// every write).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn clone_error(e: &StoreError) -> StoreError {
