@@ -47,14 +47,23 @@ pub fn init_logging(global: &Global) {
                 _ => EventFilter::Ignore,
             }
         })
-        .with_filter(tracing_subscriber::filter::filter_fn(|_| {
-            SENTRY_ON.load(std::sync::atomic::Ordering::Relaxed)
-        }));
+        .with_filter(sentry_gate(&SENTRY_ON));
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
         .with(sentry)
         .init();
+}
+
+/// Lets spans and events through while `on` is set, asked at every span and event
+/// (`dynamic_filter_fn`): the flag is set once, after the config is read, when some call sites
+/// have been reached already.
+fn sentry_gate<S>(
+    on: &'static std::sync::atomic::AtomicBool,
+) -> impl tracing_subscriber::layer::Filter<S> {
+    tracing_subscriber::filter::dynamic_filter_fn(move |_, _| {
+        on.load(std::sync::atomic::Ordering::Relaxed)
+    })
 }
 
 /// Report errors and panics to `[sentry] dsn`, if set, until the guard drops. Everything sent
@@ -418,4 +427,48 @@ pub async fn serve(config_path: Option<&Path>, api: bool, workers: bool) -> anyh
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// Counts the events that reach it.
+    struct Seen(Arc<AtomicUsize>);
+    impl<S: tracing::Subscriber> Layer<S> for Seen {
+        fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn fail() {
+        tracing::error!("one call site");
+    }
+
+    #[test]
+    fn a_call_site_reached_before_the_gate_opens_gets_through_after() {
+        static ON: AtomicBool = AtomicBool::new(false);
+        let seen = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
+            .with(Seen(seen.clone()).with_filter(super::sentry_gate(&ON)));
+        tracing::subscriber::with_default(subscriber, || {
+            fail();
+            assert_eq!(
+                seen.load(Ordering::Relaxed),
+                0,
+                "closed: nothing gets through"
+            );
+            ON.store(true, Ordering::Relaxed);
+            fail();
+            assert_eq!(
+                seen.load(Ordering::Relaxed),
+                1,
+                "open: the same call site gets through"
+            );
+        });
+    }
 }
