@@ -5,9 +5,9 @@
 -- changed it checks the committed version, so a stale choice applies nothing. No locking read
 -- first: it wrote a lock to the row and the WAL just before the update wrote the row again
 -- (a quarter of this statement's time). The update locks rows in `chosen`'s order, by id, the
--- order every multi-row write of jobs uses: a nested loop driven by `chosen` (so `EXPLAIN` shows
--- under generic and custom plans, 100 and 1,000 entries); under another plan a deadlock would be
--- retried like any other. The fence names no state: only a running job has a token (a CHECK),
+-- order every multi-row write of jobs uses: the plan is a nested loop driven by `chosen`
+-- (`EXPLAIN` under generic and custom plans, 100 and 1,000 entries); should another plan lock
+-- out of order, a deadlock is retried like any other. The fence names no state: only a running job has a token (a CHECK),
 -- and a state here let the planner drive the update from the leases index, out of id order.
 -- Arrays, one element per entry:
 -- $1 id, $2 token, $3 expired_before, $4 state, $5 result, $6 error_class, $7 error_detail,
